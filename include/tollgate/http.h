@@ -1,0 +1,135 @@
+/* http: the strict HTTP/1.x parsers (request head, response head, chunked body) and the
+ * header model. Zero-copy: every name and value is a slice of the caller's buffer, so
+ * the buffer must stay put while the parsed head is used. */
+#ifndef TOLLGATE_HTTP_H
+#define TOLLGATE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TG_HTTP_INCOMPLETE (-2)
+#define TG_HTTP_ERROR (-1)
+
+/* Headers the proxy acts on, recognised once by the parser so nobody compares names
+ * again on the hot path. */
+typedef enum {
+    TG_HDR_OTHER = 0,
+    TG_HDR_HOST,
+    TG_HDR_CONTENT_LENGTH,
+    TG_HDR_TRANSFER_ENCODING,
+    TG_HDR_CONNECTION,
+    TG_HDR_KEEP_ALIVE,
+    TG_HDR_PROXY_CONNECTION,
+    TG_HDR_TE,
+    TG_HDR_TRAILER,
+    TG_HDR_UPGRADE,
+    TG_HDR_EXPECT,
+    TG_HDR_X_FORWARDED_FOR,
+    TG_HDR_X_FORWARDED_PROTO,
+    TG_HDR_X_FORWARDED_PORT,
+    TG_HDR_X_FORWARDED_CLIENT_SRCPORT,
+    TG_HDR_X_FORWARDED_CLIENTCERT, /* any name starting "x-forwarded-clientcert-" */
+    TG_HDR_ALT_SVC,
+} tg_http_header_id_t;
+
+typedef struct tg_http_header_s {
+    const char *name;
+    size_t name_len;
+    const char *value; /* leading and trailing spaces/tabs trimmed */
+    size_t value_len;
+    tg_http_header_id_t id;
+} tg_http_header_t;
+
+typedef enum {
+    TG_HTTP_BODY_NONE = 0,   /* no body follows the head */
+    TG_HTTP_BODY_LENGTH,     /* content_length bytes follow */
+    TG_HTTP_BODY_CHUNKED,    /* chunked coding follows */
+    TG_HTTP_BODY_UNTIL_CLOSE /* responses only: read until the connection closes */
+} tg_http_body_t;
+
+typedef struct tg_http_request_s {
+    const char *method;
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    int minor_version; /* HTTP/1.0 or HTTP/1.1 */
+    tg_http_header_t *headers;
+    size_t nheaders;
+    tg_http_body_t body;
+    uint64_t content_length;
+    bool keep_alive;      /* 1.1 without "close", or 1.0 with "keep-alive" */
+    bool expect_continue; /* Expect: 100-continue */
+    bool connection_other; /* Connection lists tokens besides close/keep-alive */
+    const char *host;     /* NULL when absent */
+    size_t host_len;
+} tg_http_request_t;
+
+typedef struct tg_http_response_s {
+    int minor_version;
+    int status; /* 100..599 */
+    const char *reason;
+    size_t reason_len;
+    tg_http_header_t *headers;
+    size_t nheaders;
+    tg_http_body_t body;
+    uint64_t content_length;
+    bool keep_alive;
+    bool connection_other;
+} tg_http_response_t;
+
+/* Where the head ends: offset just past "\r\n\r\n", or 0 when it is not in buf yet.
+ * *scanned remembers how far a previous call got, so a head arriving byte by byte costs
+ * O(n) in all (start it at 0 for a new head). */
+size_t tg_http_head_end(const char *buf, size_t len, size_t *scanned);
+
+/* Parse a complete request head (buf[0..len) ending with "\r\n\r\n", as found by
+ * tg_http_head_end). headers is caller storage for max_headers entries. Returns the head
+ * length, or TG_HTTP_ERROR with *status set: 400 malformed (including every
+ * request-smuggling shape: CL with TE, repeated or malformed CL, TE other than a single
+ * final "chunked", obs-fold, CTL/NUL in a value, bare LF, whitespace before the colon,
+ * missing Host on 1.1), 431 more than max_headers headers, 501 a transfer coding we do not
+ * know, 505 a version other than 1.0/1.1. */
+int tg_http_parse_request(const char *buf, size_t len, tg_http_request_t *req,
+                          tg_http_header_t *headers, size_t max_headers, int *status);
+
+/* Parse a complete response head. head_request: the request was HEAD (no body).
+ * Framing: 1xx/204/304/HEAD -> NONE; chunked; Content-Length; else UNTIL_CLOSE.
+ * Returns the head length or TG_HTTP_ERROR (any malformation, CL with TE, bad CL). */
+int tg_http_parse_response(const char *buf, size_t len, tg_http_response_t *resp,
+                           tg_http_header_t *headers, size_t max_headers, bool head_request);
+
+/* Chunked body decoder: incremental, one byte at a time or all at once. */
+typedef struct tg_http_chunked_s {
+    int _state;
+    uint64_t _remaining;
+    size_t _line_len;      /* bytes of the current size line / trailer line */
+    size_t _trailer_bytes; /* all trailer bytes so far (bounded) */
+    int _digits;
+} tg_http_chunked_t;
+
+enum {
+    TG_CHUNKED_MORE = 0, /* all of the input was consumed; feed more */
+    TG_CHUNKED_DATA = 1, /* *data/*data_len is body data inside the input */
+    TG_CHUNKED_DONE = 2, /* the last chunk and the trailers are consumed */
+    TG_CHUNKED_ERROR = -1
+};
+
+void tg_http_chunked_init(tg_http_chunked_t *c);
+/* Consume from in[0..len). Returns one of the codes above and sets *consumed to the bytes
+ * used; on TG_CHUNKED_DATA the span is in[*consumed - *data_len .. *consumed). Call again
+ * with the rest. Errors: bad hex, size over 2^62, line or extension over 4 KiB, trailers over
+ * 8 KiB, missing CRLF after data, bare LF. */
+int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, size_t *consumed,
+                           const char **data, size_t *data_len);
+
+/* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
+bool tg_http_token_list_has(const char *list, size_t list_len, const char *token,
+                            size_t token_len);
+/* Case-insensitive ASCII compare of n bytes. */
+bool tg_http_name_eq(const char *a, size_t alen, const char *b, size_t blen);
+/* The reason phrase tollgate uses for its own answers. */
+const char *tg_http_reason(int status);
+
+#endif
