@@ -1,0 +1,595 @@
+/* The exchange state machine: connect (or reuse), send the head and stream the body up,
+ * read the response head, stream the body down with the frontend's backpressure, and
+ * hand the connection back to the pool when both directions ended cleanly. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tollgate/core.h"
+#include "proxy_internal.h"
+
+#define MAX_RESP_HEADERS 128
+#define MAX_TRIES 4 /* stale pooled connections are retried, fresh ones are not */
+
+static void up_event(tg_upconn_t *uc, short what, void *arg);
+static void process_response(tg_exchange_t *ex);
+
+/* ---- endings ------------------------------------------------------------------------- */
+
+static void timer_stop(tg_exchange_t *ex)
+{
+    if (ex->timer_set) {
+        evtimer_del(&ex->timer);
+        ex->timer_set = false;
+    }
+}
+
+static void timer_start(tg_exchange_t *ex, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(&ex->timer, &tv);
+    ex->timer_set = true;
+}
+
+static void release_upstream(tg_exchange_t *ex, bool reusable)
+{
+    if (ex->up != NULL) {
+        tg_upconn_release(ex->up, reusable);
+        ex->up = NULL;
+    }
+    if (ex->server != NULL) {
+        tg_backend_done(ex->server);
+        ex->server = NULL;
+    }
+}
+
+static void cleanup(tg_exchange_t *ex)
+{
+    timer_stop(ex);
+    tg_buf_release(ex->loop, &ex->out);
+    tg_buf_release(ex->loop, &ex->head_copy);
+}
+
+/* The last thing every path does: the frontend may start its next exchange in the same
+ * struct from inside finish. */
+static void finish(tg_exchange_t *ex, bool ok)
+{
+    ex->state = TG_EX_DONE;
+    cleanup(ex);
+    tg__accesslog_write(ex);
+    ex->fe->finish(ex, ok);
+}
+
+static void send_text(tg_exchange_t *ex, int status, const char *body)
+{
+    static const tg_http_header_t ctype = {"Content-Type", 12, "text/plain", 10, TG_HDR_OTHER};
+    size_t len = strlen(body);
+    ex->status = status;
+    ex->fe->send_head(ex, status, &ctype, 1, (int64_t)len);
+    if (!ex->head_request) {
+        ex->fe->send_body(ex, body, len);
+        ex->bytes_out += len;
+    }
+}
+
+void tg_exchange_fail(tg_exchange_t *ex, int status)
+{
+    char body[64];
+    release_upstream(ex, false);
+    if (ex->resp_head_sent) {
+        finish(ex, false);
+        return;
+    }
+    snprintf(body, sizeof(body), "%d %s\n", status, tg_http_reason(status));
+    send_text(ex, status, body);
+    /* The rest of the request body, if any, has nowhere to go: the frontend closes. */
+    finish(ex, true);
+}
+
+void tg_exchange_reject(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t *loop,
+                        const tg_client_info_t *client, int status)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->fe = fe;
+    ex->loop = loop;
+    ex->client = client;
+    ex->start_ms = tg_now_ms();
+    ex->state = TG_EX_BODY;
+    ex->server_text = "";
+    tg_exchange_fail(ex, status);
+}
+
+void tg_exchange_abort(tg_exchange_t *ex)
+{
+    if (ex->state == TG_EX_DONE || ex->state == TG_EX_IDLE)
+        return;
+    release_upstream(ex, false);
+    if (ex->status == 0)
+        ex->status = 499; /* nginx's word for "the client closed first" */
+    cleanup(ex);
+    tg__accesslog_write(ex);
+    ex->state = TG_EX_DONE;
+}
+
+static void complete(tg_exchange_t *ex)
+{
+    bool reusable = ex->resp_keep_alive && ex->resp_body != TG_HTTP_BODY_UNTIL_CLOSE &&
+                    ex->req_done && tg_buf_len(&ex->out) == 0;
+    timer_stop(ex);
+    release_upstream(ex, reusable);
+    finish(ex, true);
+}
+
+/* ---- connecting and sending --------------------------------------------------------- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    tg_exchange_t *ex = arg;
+    ex->timer_set = false;
+    if (ex->state == TG_EX_CONNECTING) {
+        tg_log_warn("backend \"%s\" server %s: connect timed out", ex->backend->conf->id,
+                    ex->server->conf->text);
+        tg_backend_server_failed(ex->server);
+    }
+    tg_exchange_fail(ex, 504);
+}
+
+static void connect_upstream(tg_exchange_t *ex);
+
+/* Try another server after a connect failure: nothing has been sent, so this is safe
+ * for any request. */
+static void connect_failed(tg_exchange_t *ex, int err)
+{
+    tg_upstream_server_t *failed = ex->server;
+    tg_log_warn("backend \"%s\" server %s: connect failed: %s", ex->backend->conf->id,
+                failed->conf->text, strerror(err));
+    tg_backend_server_failed(failed);
+    release_upstream(ex, false);
+    ex->server = NULL;
+    if (++ex->tries < (int)ex->backend->nservers + 1) {
+        ex->server = tg_backend_pick(ex->backend, failed);
+        if (ex->server != NULL) {
+            ex->server_text = ex->server->conf->text;
+            connect_upstream(ex);
+            return;
+        }
+    }
+    tg_exchange_fail(ex, 502);
+}
+
+/* A pooled connection that fails before any answer was probably closed by the server
+ * while idle: send the same head on another one. Only bodyless requests still have their
+ * whole head (head_copy), so only they are retried. */
+static bool retry_stale(tg_exchange_t *ex)
+{
+    if (ex->up == NULL || !ex->up->reused || ex->head_copy.data == NULL ||
+        ex->resp_head_sent || ++ex->tries >= MAX_TRIES)
+        return false;
+    tg_upconn_release(ex->up, false);
+    ex->up = NULL;
+    tg_buf_release(ex->loop, &ex->out);
+    tg_buf_grow(ex->loop, &ex->out, ex->head_copy.cap);
+    tg_buf_append(ex->loop, &ex->out, tg_buf_head(&ex->head_copy), tg_buf_len(&ex->head_copy));
+    connect_upstream(ex);
+    return true;
+}
+
+static void arm(tg_exchange_t *ex)
+{
+    short what = 0;
+    if (!ex->paused)
+        what |= EV_READ;
+    if (tg_buf_len(&ex->out) > 0)
+        what |= EV_WRITE;
+    tg_upconn_want(ex->up, what);
+}
+
+static void flush_out(tg_exchange_t *ex)
+{
+    while (tg_buf_len(&ex->out) > 0) {
+        ssize_t n = send(ex->up->fd, tg_buf_head(&ex->out), tg_buf_len(&ex->out), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            if (!retry_stale(ex))
+                tg_exchange_fail(ex, 502);
+            return;
+        }
+        tg_buf_consume(ex->loop, &ex->out, (size_t)n);
+    }
+    if (tg_buf_len(&ex->out) == 0 && ex->req_done && ex->state == TG_EX_SENDING) {
+        ex->state = TG_EX_WAIT_HEAD;
+        timer_start(ex, ex->backend->conf->response_timeout_ms);
+    }
+    arm(ex);
+    if (ex->fe_blocked && tg_buf_len(&ex->out) < TG_BUF_SIZE / 2) {
+        ex->fe_blocked = false;
+        ex->fe->want_body(ex);
+    }
+}
+
+static void connect_upstream(tg_exchange_t *ex)
+{
+    const tg_conf_server_t *sc = ex->server->conf;
+    ex->up = tg_upconn_get(ex->loop, (const struct sockaddr *)&sc->addr, sc->addr_len, up_event,
+                           ex);
+    if (ex->up == NULL) {
+        connect_failed(ex, errno);
+        return;
+    }
+    timer_stop(ex);
+    if (ex->up->connected) {
+        ex->state = TG_EX_SENDING;
+        timer_start(ex, ex->backend->conf->response_timeout_ms);
+        flush_out(ex);
+        return;
+    }
+    ex->state = TG_EX_CONNECTING;
+    timer_start(ex, ex->backend->conf->connect_timeout_ms);
+    tg_upconn_want(ex->up, EV_WRITE);
+}
+
+static void on_connected(tg_exchange_t *ex)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(ex->up->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0) {
+        connect_failed(ex, err);
+        return;
+    }
+    ex->up->connected = true;
+    ex->state = TG_EX_SENDING;
+    timer_stop(ex);
+    timer_start(ex, ex->backend->conf->response_timeout_ms);
+    flush_out(ex);
+}
+
+/* ---- receiving ----------------------------------------------------------------------- */
+
+static bool hop_by_hop(const tg_http_header_t *h)
+{
+    switch (h->id) {
+    case TG_HDR_CONNECTION:
+    case TG_HDR_KEEP_ALIVE:
+    case TG_HDR_PROXY_CONNECTION:
+    case TG_HDR_TE:
+    case TG_HDR_TRAILER:
+    case TG_HDR_UPGRADE:
+    case TG_HDR_TRANSFER_ENCODING:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The values of the Connection headers, taken before filtering overwrites them. */
+typedef struct conn_tokens_s {
+    tg_http_header_t h[4];
+    size_t n;
+} conn_tokens_t;
+
+static bool named_by_connection(const conn_tokens_t *ct, const tg_http_header_t *h)
+{
+    for (size_t i = 0; i < ct->n; i++)
+        if (tg_http_token_list_has(ct->h[i].value, ct->h[i].value_len, h->name, h->name_len))
+            return true;
+    return false;
+}
+
+/* Returns the head length consumed, 0 when more is needed, -1 on a bad head. */
+static int take_head(tg_exchange_t *ex)
+{
+    tg_buf_t *in = &ex->up->in;
+    size_t scanned = 0;
+    size_t end = tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned);
+    if (end == 0)
+        return tg_buf_len(in) >= in->cap ? -1 : 0; /* a head bigger than a buffer */
+
+    tg_http_header_t hs[MAX_RESP_HEADERS];
+    tg_http_response_t resp;
+    if (tg_http_parse_response(tg_buf_head(in), end, &resp, hs, MAX_RESP_HEADERS,
+                               ex->head_request) < 0)
+        return -1;
+    if (resp.status < 200) {
+        if (resp.status == 101)
+            return -1; /* we did not ask for an upgrade */
+        tg_buf_consume(ex->loop, in, end); /* 100 Continue and friends: ours to drop */
+        return (int)end;
+    }
+
+    conn_tokens_t ct = {.n = 0};
+    for (size_t i = 0; resp.connection_other && i < resp.nheaders && ct.n < 4; i++)
+        if (hs[i].id == TG_HDR_CONNECTION)
+            ct.h[ct.n++] = hs[i];
+    /* Filter in place: the kept headers are a prefix of hs. */
+    size_t n = 0;
+    bool no_body = resp.body == TG_HTTP_BODY_NONE;
+    for (size_t i = 0; i < resp.nheaders; i++) {
+        if (hop_by_hop(&hs[i]) || hs[i].id == TG_HDR_ALT_SVC)
+            continue;
+        if (hs[i].id == TG_HDR_CONTENT_LENGTH && !no_body)
+            continue; /* the frontend frames the body itself */
+        if (named_by_connection(&ct, &hs[i]))
+            continue;
+        hs[n++] = hs[i];
+    }
+    if (ex->client->alt_svc != NULL && n < MAX_RESP_HEADERS)
+        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
+                                     strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
+
+    ex->status = resp.status;
+    ex->resp_body = resp.body;
+    ex->resp_remaining = resp.content_length;
+    ex->resp_keep_alive = resp.keep_alive;
+    tg_http_chunked_init(&ex->chunked);
+    int64_t clen = no_body ? -2 : resp.body == TG_HTTP_BODY_LENGTH ? (int64_t)resp.content_length : -1;
+    ex->resp_head_sent = true;
+    ex->state = TG_EX_BODY;
+    ex->fe->send_head(ex, resp.status, hs, n, clen);
+    tg_buf_consume(ex->loop, in, end);
+    /* The head is gone from the backend's side: no retry can resend it any more. */
+    tg_buf_release(ex->loop, &ex->head_copy);
+    return (int)end;
+}
+
+static bool deliver(tg_exchange_t *ex, const char *data, size_t len)
+{
+    ex->bytes_out += len;
+    if (!ex->fe->send_body(ex, data, len)) {
+        ex->paused = true;
+        return false;
+    }
+    return true;
+}
+
+/* Feed the frontend what the buffer holds. Returns 1 when the response is complete, 0 to
+ * wait, -1 on a broken body. */
+static int pump_body(tg_exchange_t *ex)
+{
+    tg_buf_t *in = &ex->up->in;
+    while (!ex->paused) {
+        size_t avail = tg_buf_len(in);
+        switch (ex->resp_body) {
+        case TG_HTTP_BODY_NONE:
+            return 1;
+        case TG_HTTP_BODY_LENGTH: {
+            if (ex->resp_remaining == 0)
+                return 1;
+            if (avail == 0)
+                return 0;
+            size_t n = avail < ex->resp_remaining ? avail : (size_t)ex->resp_remaining;
+            ex->resp_remaining -= n;
+            const char *p = tg_buf_head(in);
+            bool more = deliver(ex, p, n);
+            tg_buf_consume(ex->loop, in, n);
+            if (ex->resp_remaining == 0)
+                return 1;
+            if (!more)
+                return 0;
+            break;
+        }
+        case TG_HTTP_BODY_CHUNKED: {
+            if (avail == 0)
+                return 0;
+            size_t used = 0;
+            const char *data;
+            size_t dlen;
+            int rc = tg_http_chunked_decode(&ex->chunked, tg_buf_head(in), avail, &used, &data,
+                                            &dlen);
+            if (rc == TG_CHUNKED_ERROR)
+                return -1;
+            bool more = rc != TG_CHUNKED_DATA || deliver(ex, data, dlen);
+            tg_buf_consume(ex->loop, in, used);
+            if (rc == TG_CHUNKED_DONE)
+                return 1;
+            if (!more)
+                return 0;
+            break;
+        }
+        case TG_HTTP_BODY_UNTIL_CLOSE:
+            if (avail == 0)
+                return 0;
+            deliver(ex, tg_buf_head(in), avail);
+            tg_buf_consume(ex->loop, in, avail);
+            break;
+        }
+    }
+    return 0;
+}
+
+static void process_response(tg_exchange_t *ex)
+{
+    while (!ex->resp_head_sent) {
+        int rc = take_head(ex);
+        if (rc < 0) {
+            tg_log_warn("backend \"%s\" server %s: bad response head", ex->backend->conf->id,
+                        ex->server->conf->text);
+            tg_exchange_fail(ex, 502);
+            return;
+        }
+        if (rc == 0)
+            return;
+    }
+    int rc = pump_body(ex);
+    if (rc < 0) {
+        tg_log_warn("backend \"%s\" server %s: bad chunked body", ex->backend->conf->id,
+                    ex->server->conf->text);
+        tg_exchange_fail(ex, 502);
+    } else if (rc == 1) {
+        complete(ex);
+    }
+}
+
+static void read_upstream(tg_exchange_t *ex)
+{
+    tg_upconn_t *up = ex->up;
+    size_t room = tg_buf_reserve(ex->loop, &up->in);
+    if (room == 0) {
+        process_response(ex);
+        return;
+    }
+    ssize_t n = recv(up->fd, up->in.data + up->in.end, room, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (tg_buf_len(&up->in) == 0)
+            tg_buf_release(ex->loop, &up->in);
+        if (!ex->resp_head_sent && tg_buf_len(&up->in) == 0 && retry_stale(ex))
+            return;
+        if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE) {
+            ex->resp_keep_alive = false;
+            complete(ex);
+            return;
+        }
+        tg_log_warn("backend \"%s\" server %s: %s before the response ended",
+                    ex->backend->conf->id, ex->server->conf->text,
+                    n == 0 ? "connection closed" : strerror(errno));
+        tg_exchange_fail(ex, 502);
+        return;
+    }
+    up->in.end += (size_t)n;
+    if (ex->timer_set) {
+        /* The response timeout bounds each wait for the backend, as proxy_read_timeout. */
+        timer_stop(ex);
+        timer_start(ex, ex->backend->conf->response_timeout_ms);
+    }
+    process_response(ex);
+}
+
+static void up_event(tg_upconn_t *uc, short what, void *arg)
+{
+    tg_exchange_t *ex = arg;
+    if (ex->state == TG_EX_CONNECTING) {
+        on_connected(ex);
+        return;
+    }
+    if (what & EV_WRITE) {
+        flush_out(ex);
+        if (ex->state == TG_EX_DONE || ex->up != uc)
+            return;
+    }
+    if (what & EV_READ)
+        read_upstream(ex);
+}
+
+/* ---- the frontend's side -------------------------------------------------------------- */
+
+static void answer_fixed(tg_exchange_t *ex)
+{
+    const tg_conf_backend_t *bc = ex->backend->conf;
+    tg_http_header_t ct = {"Content-Type", 12, bc->fixed_content_type,
+                           strlen(bc->fixed_content_type), TG_HDR_OTHER};
+    tg_http_header_t hs[2] = {ct};
+    size_t n = 1;
+    if (ex->client->alt_svc != NULL)
+        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
+                                     strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
+    ex->status = (int)bc->fixed_status;
+    bool bodyless = ex->head_request || ex->status == 204 || ex->status == 304 || ex->status < 200;
+    ex->fe->send_head(ex, ex->status, hs, n, bodyless ? -2 : (int64_t)bc->fixed_body_len);
+    ex->resp_head_sent = true;
+    if (!bodyless && bc->fixed_body_len > 0) {
+        ex->fe->send_body(ex, bc->fixed_body, bc->fixed_body_len);
+        ex->bytes_out += bc->fixed_body_len;
+    }
+}
+
+void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t *loop,
+                       tg_backend_t *backend, const tg_client_info_t *client,
+                       const tg_http_request_t *req)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->fe = fe;
+    ex->loop = loop;
+    ex->backend = backend;
+    ex->client = client;
+    ex->start_ms = tg_now_ms();
+    ex->state = TG_EX_SENDING;
+    ex->req_body = req->body;
+    ex->req_done = req->body == TG_HTTP_BODY_NONE;
+    ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    size_t ml = req->method_len < sizeof(ex->method) - 1 ? req->method_len : sizeof(ex->method) - 1;
+    memcpy(ex->method, req->method, ml);
+    size_t pl = req->target_len < sizeof(ex->path) - 1 ? req->target_len : sizeof(ex->path) - 1;
+    memcpy(ex->path, req->target, pl);
+    evtimer_assign(&ex->timer, loop->base, on_timer, ex);
+
+    if (backend->conf->is_fixed) {
+        answer_fixed(ex);
+        ex->state = TG_EX_BODY;
+        if (ex->req_done)
+            finish(ex, true);
+        return;
+    }
+    if (tg__proxy_write_head(ex, req) != 0) {
+        tg_exchange_fail(ex, 431);
+        return;
+    }
+    if (ex->req_done) {
+        tg_buf_grow(loop, &ex->head_copy, ex->out.cap);
+        tg_buf_append(loop, &ex->head_copy, tg_buf_head(&ex->out), tg_buf_len(&ex->out));
+    }
+    ex->server = tg_backend_pick(backend, NULL);
+    if (ex->server == NULL) {
+        tg_exchange_fail(ex, 503);
+        return;
+    }
+    ex->server_text = ex->server->conf->text;
+    connect_upstream(ex);
+}
+
+size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, bool last)
+{
+    if (ex->state == TG_EX_DONE || ex->backend->conf->is_fixed) {
+        /* Nobody wants these bytes any more (a fixed answer, or an early response):
+         * take them so the connection can reach its next request. */
+        ex->bytes_in += len;
+        if (last && ex->state != TG_EX_DONE) {
+            ex->req_done = true;
+            finish(ex, true);
+        }
+        return len;
+    }
+    tg_buf_reserve(ex->loop, &ex->out);
+    size_t room = ex->out.cap - tg_buf_len(&ex->out);
+    size_t take = len;
+    char line[24];
+    if (ex->req_body == TG_HTTP_BODY_CHUNKED) {
+        /* Room for a size line, the CRLF after the data and the last chunk. */
+        room = room > 32 ? room - 32 : 0;
+        if (take > room)
+            take = room;
+        if (take > 0) {
+            int n = snprintf(line, sizeof(line), "%zx\r\n", take);
+            tg_buf_append(ex->loop, &ex->out, line, (size_t)n);
+            tg_buf_append(ex->loop, &ex->out, data, take);
+            tg_buf_append(ex->loop, &ex->out, "\r\n", 2);
+        }
+        if (last && take == len)
+            tg_buf_append(ex->loop, &ex->out, "0\r\n\r\n", 5);
+    } else {
+        if (take > room)
+            take = room;
+        tg_buf_append(ex->loop, &ex->out, data, take);
+    }
+    ex->bytes_in += take;
+    if (last && take == len)
+        ex->req_done = true;
+    if (take < len)
+        ex->fe_blocked = true;
+    if (ex->up != NULL && ex->up->connected && ex->state != TG_EX_CONNECTING)
+        flush_out(ex);
+    return take;
+}
+
+void tg_exchange_resume_response(tg_exchange_t *ex)
+{
+    if (!ex->paused || ex->up == NULL)
+        return;
+    ex->paused = false;
+    arm(ex);
+    process_response(ex);
+}

@@ -1,0 +1,318 @@
+/* The daemon's main thread: load, bind, publish, start workers, then wait for signals.
+ * Workers get configuration only through the published generation. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "tollgate/proxy.h"
+#include "tollgate/runtime.h"
+#include "runtime_internal.h"
+
+tg_generation_t *tg__runtime_acquire(tg_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->gen_lock);
+    tg_generation_t *g = tg_generation_ref(rt->published);
+    pthread_mutex_unlock(&rt->gen_lock);
+    return g;
+}
+
+static void publish(tg_runtime_t *rt, tg_generation_t *g)
+{
+    g->number = ++rt->next_generation;
+    pthread_mutex_lock(&rt->gen_lock);
+    tg_generation_t *old = rt->published;
+    rt->published = g;
+    pthread_mutex_unlock(&rt->gen_lock);
+    tg_generation_unref(old);
+    for (unsigned i = 0; rt->workers != NULL && i < rt->nworkers; i++)
+        if (rt->workers[i].base != NULL)
+            tg__worker_command(&rt->workers[i], WORKER_CMD_GENERATION);
+}
+
+/* Load and build everything a generation needs, printing every problem. */
+static tg_generation_t *load(const char *path, tg_errors_t *errs)
+{
+    tg_config_t *cfg = tg_config_load(path, errs);
+    if (cfg == NULL)
+        return NULL;
+    return tg_generation_build(cfg, errs);
+}
+
+int tg_runtime_check(const char *path)
+{
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    tg_generation_t *g = load(path, &errs);
+    tg_errors_print(&errs, stderr);
+    int rc = g != NULL && errs.nerrors == 0 ? 0 : 1;
+    if (rc == 0)
+        printf("%s: ok\n", path);
+    tg_generation_unref(g);
+    tg_errors_free(&errs);
+    return rc;
+}
+
+/* ---- pid file ------------------------------------------------------------------------ */
+
+static int write_pid_file(const char *path)
+{
+    char *dir = tg_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        mkdir(dir, 0755); /* run/ of a fresh checkout */
+    }
+    free(dir);
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "%ld\n", (long)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return -1;
+    return 0;
+}
+
+static pid_t read_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long pid = -1;
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+        pid = -1;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+int tg_runtime_stop(const char *path)
+{
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    tg_config_t *cfg = tg_config_load(path, &errs);
+    if (cfg == NULL) {
+        tg_errors_print(&errs, stderr);
+        tg_errors_free(&errs);
+        return 1;
+    }
+    tg_errors_free(&errs);
+    pid_t pid = read_pid_file(cfg->global.pid_file);
+    uint64_t wait_ms = cfg->global.drain_timeout_ms + 5000;
+    int rc = 1;
+    if (pid < 0) {
+        fprintf(stderr, "tollgate: no running instance (cannot read %s)\n", cfg->global.pid_file);
+    } else if (kill(pid, SIGTERM) != 0) {
+        fprintf(stderr, "tollgate: cannot signal pid %ld: %s\n", (long)pid, strerror(errno));
+    } else {
+        uint64_t end = tg_now_ms() + wait_ms;
+        while (kill(pid, 0) == 0 && tg_now_ms() < end)
+            usleep(50 * 1000);
+        rc = kill(pid, 0) == 0 ? 1 : 0;
+        if (rc != 0)
+            fprintf(stderr, "tollgate: pid %ld did not exit in time\n", (long)pid);
+    }
+    tg_config_free(cfg);
+    return rc;
+}
+
+/* ---- signals ------------------------------------------------------------------------- */
+
+static void on_worker_exit(evutil_socket_t fd, short what, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    if (atomic_load(&rt->running_workers) == 0)
+        event_base_loopexit(rt->base, NULL);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    static bool stopping;
+    if (stopping)
+        return;
+    stopping = true;
+    tg_log_info("%s: stopping: no new connections, finishing the ones in flight",
+                strsignal((int)sig));
+    tg_health_stop(rt->health);
+    rt->health = NULL;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        tg__worker_command(&rt->workers[i], WORKER_CMD_STOP);
+}
+
+static FILE *open_access_log(const tg_config_t *cfg)
+{
+    const char *where = cfg->global.access_log;
+    if (strcmp(where, "off") == 0)
+        return NULL;
+    if (strcmp(where, "stderr") == 0)
+        return stderr;
+    if (strcmp(where, "stdout") == 0)
+        return stdout;
+    FILE *f = fopen(where, "a");
+    if (f == NULL)
+        tg_log_error("cannot open access log %s: %s", where, strerror(errno));
+    return f;
+}
+
+static void on_reopen(evutil_socket_t sig, short what, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    FILE *old = tg_accesslog_file();
+    const tg_config_t *cfg = rt->published->cfg;
+    if (old == NULL || old == stderr || old == stdout)
+        return;
+    FILE *f = open_access_log(cfg);
+    if (f == NULL)
+        return;
+    /* Workers may be writing to the old FILE right now; it is left open (one per
+     * SIGUSR1) rather than closed under them. */
+    tg_accesslog_open(f);
+    tg_log_info("access log reopened");
+}
+
+static void *worker_exit_watch(void *arg);
+
+typedef struct exit_watch_s {
+    tg_runtime_t *rt;
+    tg_worker_t *w;
+    struct event *ev;
+} exit_watch_t;
+
+static void *worker_exit_watch(void *arg)
+{
+    exit_watch_t *ew = arg;
+    pthread_join(ew->w->thread, NULL);
+    atomic_fetch_sub(&ew->rt->running_workers, 1);
+    event_active(ew->ev, EV_READ, 1);
+    return NULL;
+}
+
+static int daemonize_now(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        close(fd);
+    }
+    return 0;
+}
+
+int tg_runtime_run(const char *path, bool daemonize)
+{
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    if (tg_tls_tickets_init() != 0 || evthread_use_pthreads() != 0) {
+        fprintf(stderr, "tollgate: cannot initialise TLS tickets or libevent threads\n");
+        return 1;
+    }
+    tg_generation_t *gen = load(path, &errs);
+    tg_errors_print(&errs, stderr);
+    if (gen == NULL) {
+        tg_errors_free(&errs);
+        return 1;
+    }
+    tg_errors_free(&errs);
+    tg_config_t *cfg = gen->cfg;
+    tg_log_set_level(cfg->global.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    tg_runtime_t rt = {.config_path = path};
+    pthread_mutex_init(&rt.gen_lock, NULL);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    rt.nworkers = cfg->global.workers ? cfg->global.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+    rt.inv.nworkers = rt.nworkers;
+    tg_errors_init(&errs);
+    if (tg__inventory_bind(&rt.inv, cfg, &errs) != 0) {
+        tg_errors_print(&errs, stderr);
+        tg_errors_free(&errs);
+        tg__inventory_close(&rt.inv);
+        tg_generation_unref(gen);
+        return 1;
+    }
+    tg_errors_free(&errs);
+    if (daemonize && daemonize_now() != 0) {
+        fprintf(stderr, "tollgate: cannot daemonize: %s\n", strerror(errno));
+        return 1;
+    }
+    if (write_pid_file(cfg->global.pid_file) != 0)
+        tg_log_warn("cannot write pid file %s: %s", cfg->global.pid_file, strerror(errno));
+    tg_accesslog_open(open_access_log(cfg));
+
+    rt.base = event_base_new();
+    publish(&rt, gen);
+    struct event *sigs[4] = {
+        evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt),
+        evsignal_new(rt.base, SIGINT, on_stop_signal, &rt),
+        evsignal_new(rt.base, SIGUSR1, on_reopen, &rt),
+        evsignal_new(rt.base, SIGHUP, on_reopen, &rt),
+    };
+    for (size_t i = 0; i < TG_ARRAY_SIZE(sigs); i++)
+        evsignal_add(sigs[i], NULL);
+    struct event *exit_ev = event_new(rt.base, -1, 0, on_worker_exit, &rt);
+    rt.health = tg_health_start(rt.base, gen->backends, cfg->nbackends);
+
+    rt.workers = tg_calloc(rt.nworkers, sizeof(tg_worker_t));
+    exit_watch_t *watches = tg_calloc(rt.nworkers, sizeof(exit_watch_t));
+    pthread_t *watchers = tg_calloc(rt.nworkers, sizeof(pthread_t));
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        tg_worker_t *w = &rt.workers[i];
+        w->rt = &rt;
+        w->id = i;
+        if (tg__worker_start(w) != 0) {
+            tg_log_error("cannot start worker %u", i);
+            abort(); /* threads of a half-started daemon cannot be unwound safely */
+        }
+        atomic_fetch_add(&rt.running_workers, 1);
+        watches[i] = (exit_watch_t){&rt, w, exit_ev};
+        pthread_create(&watchers[i], NULL, worker_exit_watch, &watches[i]);
+    }
+    tg_log_info("tollgate %s started: %u workers, %zu listeners, generation %llu", TG_VERSION,
+                rt.nworkers, cfg->nlisteners, (unsigned long long)gen->number);
+
+    event_base_dispatch(rt.base);
+
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        pthread_join(watchers[i], NULL);
+    for (unsigned i = 0; i < rt.nworkers; i++) {
+        tg_worker_t *w = &rt.workers[i];
+        event_free(w->notify);
+        if (w->drain_timer != NULL)
+            event_free(w->drain_timer);
+        free(w->accepts);
+        free(w->accept_args);
+        tg_generation_unref(w->gen);
+        tg_loop_destroy(&w->loop);
+        event_base_free(w->base);
+    }
+    tg_health_stop(rt.health);
+    unlink(rt.published->cfg->global.pid_file);
+    tg_generation_unref(rt.published);
+    tg__inventory_close(&rt.inv);
+    for (size_t i = 0; i < TG_ARRAY_SIZE(sigs); i++)
+        event_free(sigs[i]);
+    event_free(exit_ev);
+    event_base_free(rt.base);
+    free(watches);
+    free(watchers);
+    free(rt.workers);
+    FILE *al = tg_accesslog_file();
+    if (al != NULL && al != stderr && al != stdout)
+        fclose(al);
+    tg_log_info("stopped");
+    return 0;
+}

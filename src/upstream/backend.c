@@ -1,0 +1,93 @@
+/* Backends at run time: which server an exchange goes to, and which servers are out. */
+#include <stdlib.h>
+
+#include "tollgate/core.h"
+#include "tollgate/upstream.h"
+
+tg_backend_t *tg_backends_new(const tg_config_t *cfg)
+{
+    tg_backend_t *backends = tg_calloc(cfg->nbackends, sizeof(*backends));
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const tg_conf_backend_t *bc = &cfg->backends[i];
+        tg_backend_t *b = &backends[i];
+        b->conf = bc;
+        b->nservers = bc->nservers;
+        b->servers = tg_calloc(bc->nservers, sizeof(*b->servers));
+        for (size_t j = 0; j < bc->nservers; j++) {
+            b->servers[j].conf = &bc->servers[j];
+            atomic_init(&b->servers[j].health_up, true);
+        }
+    }
+    return backends;
+}
+
+void tg_backends_free(tg_backend_t *backends, size_t n)
+{
+    if (backends == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(backends[i].servers);
+    free(backends);
+}
+
+bool tg_backend_server_usable(const tg_upstream_server_t *s, uint64_t now_ms)
+{
+    return atomic_load_explicit(&s->health_up, memory_order_relaxed) &&
+           atomic_load_explicit(&s->out_until_ms, memory_order_relaxed) <= now_ms;
+}
+
+static tg_upstream_server_t *pick_round_robin(tg_backend_t *b, const tg_upstream_server_t *ex,
+                                              uint64_t now)
+{
+    unsigned start = atomic_fetch_add_explicit(&b->_rr, 1, memory_order_relaxed);
+    for (size_t i = 0; i < b->nservers; i++) {
+        tg_upstream_server_t *s = &b->servers[(start + i) % b->nservers];
+        if (s != ex && tg_backend_server_usable(s, now))
+            return s;
+    }
+    return NULL;
+}
+
+static tg_upstream_server_t *pick_least_conn(tg_backend_t *b, const tg_upstream_server_t *ex,
+                                             uint64_t now)
+{
+    /* Ties go round robin, so an idle pool does not send everything to the first server. */
+    unsigned start = atomic_fetch_add_explicit(&b->_rr, 1, memory_order_relaxed);
+    tg_upstream_server_t *best = NULL;
+    unsigned best_active = 0;
+    for (size_t i = 0; i < b->nservers; i++) {
+        tg_upstream_server_t *s = &b->servers[(start + i) % b->nservers];
+        if (s == ex || !tg_backend_server_usable(s, now))
+            continue;
+        unsigned a = atomic_load_explicit(&s->active, memory_order_relaxed);
+        if (best == NULL || a < best_active) {
+            best = s;
+            best_active = a;
+        }
+    }
+    return best;
+}
+
+tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, const tg_upstream_server_t *exclude)
+{
+    if (b->nservers == 0)
+        return NULL;
+    uint64_t now = tg_now_ms();
+    tg_upstream_server_t *s = b->conf->balance == TG_BALANCE_LEAST_CONN
+                                  ? pick_least_conn(b, exclude, now)
+                                  : pick_round_robin(b, exclude, now);
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+    return s;
+}
+
+void tg_backend_done(tg_upstream_server_t *s)
+{
+    atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+}
+
+void tg_backend_server_failed(tg_upstream_server_t *s)
+{
+    atomic_store_explicit(&s->out_until_ms, tg_now_ms() + TG_UPSTREAM_FAIL_MS,
+                          memory_order_relaxed);
+}
