@@ -137,25 +137,36 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void connect_upstream(tg_exchange_t *ex);
 
-/* Try another server after a connect failure: nothing has been sent, so this is safe
- * for any request. */
+static void refill_head(tg_exchange_t *ex)
+{
+    tg_buf_release(ex->loop, &ex->out);
+    tg_buf_grow(ex->loop, &ex->out, ex->head_copy.cap);
+    tg_buf_append(ex->loop, &ex->out, tg_buf_head(&ex->head_copy), tg_buf_len(&ex->head_copy));
+}
+
+/* Send the request to another server than `failed`, if there is one and tries are left. */
+static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed)
+{
+    release_upstream(ex, false);
+    if (++ex->tries >= (int)ex->backend->nservers + 1)
+        return false;
+    ex->server = tg_backend_pick(ex->backend, failed);
+    if (ex->server == NULL)
+        return false;
+    ex->server_text = ex->server->conf->text;
+    connect_upstream(ex);
+    return true;
+}
+
+/* Nothing was sent yet, so any request may go to another server. */
 static void connect_failed(tg_exchange_t *ex, int err)
 {
     tg_upstream_server_t *failed = ex->server;
     tg_log_warn("backend \"%s\" server %s: connect failed: %s", ex->backend->conf->id,
                 failed->conf->text, strerror(err));
     tg_backend_server_failed(failed);
-    release_upstream(ex, false);
-    ex->server = NULL;
-    if (++ex->tries < (int)ex->backend->nservers + 1) {
-        ex->server = tg_backend_pick(ex->backend, failed);
-        if (ex->server != NULL) {
-            ex->server_text = ex->server->conf->text;
-            connect_upstream(ex);
-            return;
-        }
-    }
-    tg_exchange_fail(ex, 502);
+    if (!try_elsewhere(ex, failed))
+        tg_exchange_fail(ex, 502);
 }
 
 /* A pooled connection that fails before any answer was probably closed by the server
@@ -164,15 +175,33 @@ static void connect_failed(tg_exchange_t *ex, int err)
 static bool retry_stale(tg_exchange_t *ex)
 {
     if (ex->up == NULL || !ex->up->reused || ex->head_copy.data == NULL ||
-        ex->resp_head_sent || ++ex->tries >= MAX_TRIES)
+        tg_buf_len(&ex->up->in) != 0 || ++ex->tries >= MAX_TRIES)
         return false;
     tg_upconn_release(ex->up, false);
     ex->up = NULL;
-    tg_buf_release(ex->loop, &ex->out);
-    tg_buf_grow(ex->loop, &ex->out, ex->head_copy.cap);
-    tg_buf_append(ex->loop, &ex->out, tg_buf_head(&ex->head_copy), tg_buf_len(&ex->head_copy));
+    refill_head(ex);
     connect_upstream(ex);
     return true;
+}
+
+/* The backend failed before or during its answer. Before the head, a stale pooled
+ * connection is retried; otherwise the server is taken out for a while (passive
+ * detection, as nginx's max_fails=1) and a bodyless request goes to another server. */
+static void upstream_broken(tg_exchange_t *ex, const char *why)
+{
+    tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
+    if (!ex->resp_head_sent) {
+        if (retry_stale(ex))
+            return;
+        tg_upstream_server_t *failed = ex->server;
+        tg_backend_server_failed(failed);
+        if (ex->head_copy.data != NULL) {
+            refill_head(ex);
+            if (try_elsewhere(ex, failed))
+                return;
+        }
+    }
+    tg_exchange_fail(ex, 502);
 }
 
 static void arm(tg_exchange_t *ex)
@@ -192,8 +221,7 @@ static void flush_out(tg_exchange_t *ex)
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
-            if (!retry_stale(ex))
-                tg_exchange_fail(ex, 502);
+            upstream_broken(ex, strerror(errno));
             return;
         }
         tg_buf_consume(ex->loop, &ex->out, (size_t)n);
@@ -405,9 +433,7 @@ static void process_response(tg_exchange_t *ex)
     while (!ex->resp_head_sent) {
         int rc = take_head(ex);
         if (rc < 0) {
-            tg_log_warn("backend \"%s\" server %s: bad response head", ex->backend->conf->id,
-                        ex->server->conf->text);
-            tg_exchange_fail(ex, 502);
+            upstream_broken(ex, "bad response head");
             return;
         }
         if (rc == 0)
@@ -415,9 +441,7 @@ static void process_response(tg_exchange_t *ex)
     }
     int rc = pump_body(ex);
     if (rc < 0) {
-        tg_log_warn("backend \"%s\" server %s: bad chunked body", ex->backend->conf->id,
-                    ex->server->conf->text);
-        tg_exchange_fail(ex, 502);
+        upstream_broken(ex, "bad chunked body");
     } else if (rc == 1) {
         complete(ex);
     }
@@ -437,17 +461,13 @@ static void read_upstream(tg_exchange_t *ex)
     if (n <= 0) {
         if (tg_buf_len(&up->in) == 0)
             tg_buf_release(ex->loop, &up->in);
-        if (!ex->resp_head_sent && tg_buf_len(&up->in) == 0 && retry_stale(ex))
-            return;
         if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE) {
             ex->resp_keep_alive = false;
             complete(ex);
             return;
         }
-        tg_log_warn("backend \"%s\" server %s: %s before the response ended",
-                    ex->backend->conf->id, ex->server->conf->text,
-                    n == 0 ? "connection closed" : strerror(errno));
-        tg_exchange_fail(ex, 502);
+        upstream_broken(ex, n == 0 ? "connection closed before the response ended"
+                                   : strerror(errno));
         return;
     }
     up->in.end += (size_t)n;
