@@ -19,7 +19,7 @@
 #define MAX_REQ_HEADERS 128
 #define LINGER_MS 2000
 
-enum { ST_HANDSHAKE, ST_HEAD, ST_EXCHANGE, ST_LINGER };
+enum { ST_HANDSHAKE, ST_HEAD, ST_EXCHANGE, ST_CLOSING, ST_LINGER };
 enum { TM_NONE, TM_HANDSHAKE, TM_IDLE, TM_HEADER, TM_CLIENT, TM_LINGER };
 
 struct tg_h1conn_s {
@@ -453,7 +453,7 @@ static void after_exchange(tg_h1conn_t *c)
     c->ex_active = false;
     c->ex_done = false;
     if (c->close_after || !c->keep_alive || !c->req_done || c->srv->draining) {
-        c->close_after = true;
+        c->state = ST_CLOSING; /* once the response is out */
         return;
     }
     c->state = ST_HEAD;
@@ -511,11 +511,12 @@ static void drive(tg_h1conn_t *c)
         }
         if (c->state == ST_EXCHANGE && c->ex_done) {
             after_exchange(c);
-            if (c->close_after) {
-                if (tg_buf_len(&c->out) > 0)
-                    goto out; /* flush first */
-                begin_close(c);
-            }
+            continue;
+        }
+        if (c->state == ST_CLOSING) {
+            if (tg_buf_len(&c->out) > 0)
+                goto out; /* flush first */
+            begin_close(c);
             continue;
         }
         if (c->state == ST_EXCHANGE && !c->req_done && !c->body_blocked &&
@@ -552,7 +553,8 @@ static void drive(tg_h1conn_t *c)
             set_timer(c, TM_CLIENT);
     }
 out:
-    if (c->state == ST_EXCHANGE && tg_buf_len(&c->out) > 0 && (c->io_want & TG_WANT_WRITE))
+    if ((c->state == ST_EXCHANGE || c->state == ST_CLOSING) && tg_buf_len(&c->out) > 0 &&
+        (c->io_want & TG_WANT_WRITE))
         set_timer(c, TM_CLIENT);
     else if (c->state == ST_EXCHANGE && want_read(c))
         set_timer(c, TM_CLIENT);
