@@ -40,6 +40,7 @@ struct tg_h1conn_s {
     int io_want;         /* what the last blocked TLS call waits for (TG_WANT_*) */
     bool in_drive;       /* drive() is on the stack: callbacks only set flags */
     bool broken;         /* a write failed: close at the next chance */
+    bool peer_closed;    /* the client sent its last byte (EOF or close_notify) */
     /* the request being served */
     size_t head_scanned;
     bool keep_alive;     /* the client wants it and we are not draining */
@@ -58,7 +59,7 @@ struct tg_h1conn_s {
     tg_exchange_t ex;
 };
 
-static void drive(tg_h1conn_t *c);
+static void drive(tg_h1conn_t *c, bool readable);
 
 /* ---- lifetime ------------------------------------------------------------------------ */
 
@@ -117,11 +118,12 @@ static void set_timer(tg_h1conn_t *c, int kind)
     evtimer_add(&c->timer, &tv);
 }
 
-/* Run drive() soon from the event loop instead of from inside a callback. */
+/* Run drive() soon from the event loop instead of from inside a callback. It comes as a
+ * write event, so drive() does not take it for a sign that there is something to read. */
 static void kick(tg_h1conn_t *c)
 {
     if (!c->in_drive)
-        event_active(&c->rev, EV_READ, 1);
+        event_active(&c->wev, EV_WRITE, 1);
 }
 
 /* ---- writing ------------------------------------------------------------------------- */
@@ -273,6 +275,14 @@ static const tg_frontend_ops_t h1_ops = {
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+static bool in_full(const tg_h1conn_t *c)
+{
+    return c->in.data != NULL && c->in.start == 0 && c->in.end == c->in.cap;
+}
+
+/* Reading goes on during an exchange too, into the buffer's free room: that is how a
+ * client's close is seen early and pipelined requests are read ahead. A full buffer is
+ * the backpressure. */
 static bool want_read(const tg_h1conn_t *c)
 {
     switch (c->state) {
@@ -280,7 +290,7 @@ static bool want_read(const tg_h1conn_t *c)
     case ST_LINGER:
         return true;
     case ST_EXCHANGE:
-        return !c->req_done && !c->body_blocked;
+        return !c->peer_closed && !in_full(c);
     default:
         return false;
     }
@@ -478,7 +488,7 @@ static void arm(tg_h1conn_t *c)
         event_del(&c->wev);
 }
 
-static void drive(tg_h1conn_t *c)
+static void drive(tg_h1conn_t *c, bool readable)
 {
     c->in_drive = true;
     if (c->state == ST_HANDSHAKE) {
@@ -498,6 +508,7 @@ static void drive(tg_h1conn_t *c)
         fill_client_info(c);
         c->state = ST_HEAD;
         set_timer(c, TM_HEADER);
+        readable = true; /* the request often follows the Finished message at once */
     }
 
     for (int rounds = 0; rounds < 64; rounds++) {
@@ -532,17 +543,20 @@ static void drive(tg_h1conn_t *c)
             if (c->state != ST_HEAD)
                 continue;
         }
-        if (!want_read(c))
+        /* One read per readiness event: epoll is level-triggered and OpenSSL's read-ahead
+         * buffer is checked, so a second read would only earn EAGAIN. */
+        if (!want_read(c) || !(readable || SSL_has_pending(c->ssl)))
             break;
+        readable = false;
         ssize_t n = read_some(c);
         if (n == TG_IO_AGAIN)
             break;
         if (n <= 0) {
-            /* The client is gone (or half-closed): nothing more will come. */
-            if (c->state == ST_EXCHANGE && !c->req_done && c->ex_active && !c->ex_done)
+            /* The client is gone or half-closed: nothing more will come. */
+            if (c->state != ST_EXCHANGE || !c->req_done)
                 goto close;
-            if (c->state == ST_HEAD || c->state == ST_LINGER)
-                goto close;
+            c->peer_closed = true; /* answer what it asked, then close */
+            c->keep_alive = false;
             break;
         }
         if (c->state == ST_LINGER) {
@@ -553,13 +567,12 @@ static void drive(tg_h1conn_t *c)
             set_timer(c, TM_CLIENT);
     }
 out:
-    if ((c->state == ST_EXCHANGE || c->state == ST_CLOSING) && tg_buf_len(&c->out) > 0 &&
-        (c->io_want & TG_WANT_WRITE))
-        set_timer(c, TM_CLIENT);
-    else if (c->state == ST_EXCHANGE && want_read(c))
-        set_timer(c, TM_CLIENT);
-    else if (c->state == ST_EXCHANGE)
-        set_timer(c, TM_NONE);
+    if (c->state == ST_EXCHANGE || c->state == ST_CLOSING) {
+        /* Only waiting on the client is timed here; the backend has its own timers. */
+        bool on_client = (tg_buf_len(&c->out) > 0 && (c->io_want & TG_WANT_WRITE)) ||
+                         (c->state == ST_EXCHANGE && !c->req_done && !c->body_blocked);
+        set_timer(c, on_client ? TM_CLIENT : TM_NONE);
+    }
     arm(c);
     c->in_drive = false;
     return;
@@ -570,7 +583,7 @@ close:
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
-    drive(arg);
+    drive(arg, (what & EV_READ) != 0);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -582,7 +595,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         /* slowloris: a head that does not finish in time gets a 408 and the door. */
         tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
         reject(c, 408);
-        drive(c);
+        drive(c, false);
         return;
     }
     conn_free(c);
@@ -636,7 +649,7 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
     set_timer(c, TM_HANDSHAKE);
     (void)peer_len;
     /* The ClientHello is usually there already: start without waiting for an event. */
-    drive(c);
+    drive(c, true);
 }
 
 void tg_h1_drain(tg_h1_server_t *srv)

@@ -85,6 +85,9 @@ static SSL_CTX *ctx_new(const tg_conf_listener_t *lc, const tg_sni_slot_t *slot,
                                  SSL_OP_NO_COMPRESSION);
     /* Release record buffers while idle; our write buffer may move between retries. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* One read() per burst instead of one for the record header and one for its body;
+     * the frontend checks SSL_has_pending before it waits for the socket again. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Tickets only: a per-context session cache would be per worker and lost on reload. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     tg__tls_tickets_attach(ctx);

@@ -70,10 +70,13 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 {
     tg_upconn_t *uc = arg;
     if (uc->_cb != NULL) {
+        if (what == EV_TIMEOUT)
+            return; /* the idle timeout of its time in the pool */
         uc->_cb(uc, what, uc->_arg);
         return;
     }
-    /* Idle in the pool: readable means the server closed it (or sent garbage), and a
+    /* Idle in the pool (or a stale idle timeout reaching an owner, which ignores it):
+     * readable means the server closed it (or sent garbage), and a
      * timeout means it was idle too long. Either way it is of no more use. */
     unlink_idle(uc);
     upconn_close(uc);
@@ -110,7 +113,8 @@ tg_upconn_t *tg_upconn_get(tg_loop_t *loop, const struct sockaddr *addr, socklen
         e->idle = uc->_next;
         e->nidle--;
         uc->_next = NULL;
-        event_del(&uc->rev);
+        /* rev stays armed (with its idle timeout, which the owner ignores): no epoll_ctl
+         * on the hot path. */
         uc->reused = true;
     } else {
         uc = connect_new(loop, e);
