@@ -111,7 +111,7 @@ typedef struct tg_http_chunked_s {
 
 enum {
     TG_CHUNKED_MORE = 0, /* all of the input was consumed; feed more */
-    TG_CHUNKED_DATA = 1, /* *data/*data_len is body data inside the input */
+    TG_CHUNKED_DATA = 1, /* *data, *data_len: body data inside the input */
     TG_CHUNKED_DONE = 2, /* the last chunk and the trailers are consumed */
     TG_CHUNKED_ERROR = -1
 };
