@@ -412,14 +412,29 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
     c->head_scanned = 0;
 }
 
+static bool has_bare_lf(const char *buf, size_t from, size_t len)
+{
+    for (const char *p = buf + from; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
+        if (p == buf || p[-1] != '\r')
+            return true;
+    return false;
+}
+
 static void parse_heads(tg_h1conn_t *c)
 {
     uint64_t max = c->gen->cfg->global.limits.max_header_bytes;
     size_t len = tg_buf_len(&c->in);
     if (len == 0)
         return;
+    size_t from = c->head_scanned;
     size_t end = tg_http_head_end(tg_buf_head(&c->in), len, &c->head_scanned);
     if (end == 0) {
+        if (has_bare_lf(tg_buf_head(&c->in), from, len)) {
+            /* The parser would refuse it anyway; without this a bare-LF head is never
+             * found and would wait for the 408 instead of getting its 400 now. */
+            reject(c, 400);
+            return;
+        }
         if (len >= max) {
             reject(c, 431);
             return;

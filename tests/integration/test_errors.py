@@ -42,6 +42,13 @@ class TestClientErrors(ErrorCase):
         _, r = self.raw(self.port, b"THIS IS NOT HTTP\r\n\r\n")
         self.assertProxyError(r, 400)
 
+    def test_400_bare_lf_line_ends(self):
+        # Answered at once, not after the header timeout: a bare-LF head never has the
+        # CRLFCRLF that ends a head.
+        _, r = self.raw(self.port, b"GET /echo?m=barelf HTTP/1.1\nHost: localhost\n\n")
+        self.assertProxyError(r, 400)
+        self.assert_not_forwarded("m=barelf")
+
     def test_400_bad_header_line(self):
         _, r = self.raw(self.port, b"GET /echo?m=badline HTTP/1.1\r\nHost: localhost\r\n"
                                    b"no colon in this line\r\n\r\n")
