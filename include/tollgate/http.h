@@ -124,6 +124,9 @@ void tg_http_chunked_init(tg_http_chunked_t *c);
 int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, size_t *consumed,
                            const char **data, size_t *data_len);
 
+/* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade: the
+ * headers of one hop that a proxy never forwards (RFC 9110 §7.6.1). */
+bool tg_http_hop_by_hop(tg_http_header_id_t id);
 /* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
 bool tg_http_token_list_has(const char *list, size_t list_len, const char *token,
                             size_t token_len);

@@ -220,3 +220,19 @@ const char *tg_http_reason(int status)
         return "Client Error";
     return "Server Error";
 }
+
+bool tg_http_hop_by_hop(tg_http_header_id_t id)
+{
+    switch (id) {
+    case TG_HDR_CONNECTION:
+    case TG_HDR_KEEP_ALIVE:
+    case TG_HDR_PROXY_CONNECTION:
+    case TG_HDR_TE:
+    case TG_HDR_TRAILER:
+    case TG_HDR_TRANSFER_ENCODING:
+    case TG_HDR_UPGRADE:
+        return true;
+    default:
+        return false;
+    }
+}

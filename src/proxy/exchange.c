@@ -277,22 +277,6 @@ static void on_connected(tg_exchange_t *ex)
 
 /* ---- receiving ----------------------------------------------------------------------- */
 
-static bool hop_by_hop(const tg_http_header_t *h)
-{
-    switch (h->id) {
-    case TG_HDR_CONNECTION:
-    case TG_HDR_KEEP_ALIVE:
-    case TG_HDR_PROXY_CONNECTION:
-    case TG_HDR_TE:
-    case TG_HDR_TRAILER:
-    case TG_HDR_UPGRADE:
-    case TG_HDR_TRANSFER_ENCODING:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* The values of the Connection headers, taken before filtering overwrites them. */
 typedef struct conn_tokens_s {
     tg_http_header_t h[4];
@@ -336,7 +320,7 @@ static int take_head(tg_exchange_t *ex)
     size_t n = 0;
     bool no_body = resp.body == TG_HTTP_BODY_NONE;
     for (size_t i = 0; i < resp.nheaders; i++) {
-        if (hop_by_hop(&hs[i]) || hs[i].id == TG_HDR_ALT_SVC)
+        if (tg_http_hop_by_hop(hs[i].id) || hs[i].id == TG_HDR_ALT_SVC)
             continue;
         if (hs[i].id == TG_HDR_CONTENT_LENGTH && !no_body)
             continue; /* the frontend frames the body itself */

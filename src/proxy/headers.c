@@ -8,14 +8,9 @@
 /* Headers that never cross the proxy as the client sent them. */
 static bool dropped(const tg_http_header_t *h)
 {
+    if (tg_http_hop_by_hop(h->id))
+        return true;
     switch (h->id) {
-    case TG_HDR_CONNECTION:
-    case TG_HDR_KEEP_ALIVE:
-    case TG_HDR_PROXY_CONNECTION:
-    case TG_HDR_TE:
-    case TG_HDR_TRAILER:
-    case TG_HDR_UPGRADE:
-    case TG_HDR_TRANSFER_ENCODING:
     case TG_HDR_CONTENT_LENGTH: /* written again below from the parsed framing */
     case TG_HDR_EXPECT:         /* answered by the frontend itself */
     case TG_HDR_X_FORWARDED_FOR: /* merged into ours */
