@@ -11,6 +11,7 @@ static int usage(void)
 {
     fputs("usage: tollgate run -c FILE [--daemon]\n"
           "       tollgate check -c FILE\n"
+          "       tollgate reload -c FILE\n"
           "       tollgate stop -c FILE\n"
           "       tollgate version\n",
           stderr);
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
         return tg_runtime_run(config, daemonize);
     if (strcmp(cmd, "check") == 0)
         return tg_runtime_check(config);
+    if (strcmp(cmd, "reload") == 0)
+        return tg_runtime_reload_client(config);
     if (strcmp(cmd, "stop") == 0)
         return tg_runtime_stop(config);
     return usage();

@@ -19,6 +19,8 @@ typedef struct tg_h1_server_s {
     tg_h1conn_t *conns; /* doubly linked through the connections */
     size_t nconns;
     atomic_ulong *process_conns; /* all workers, for global.limits.max_connections */
+    tg_generation_t *const *current; /* the worker's generation: new requests route by it */
+    size_t nretiring;                /* connections of removed listeners still open */
     bool draining;
     void (*on_drained)(void *arg);
     void *arg;
@@ -30,6 +32,12 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
 /* Graceful stop: close idle connections now and the others after their current
  * response; on_drained is called once none is left. */
 void tg_h1_drain(tg_h1_server_t *srv);
+/* After a reload: connections whose listener gen no longer has close when idle, after
+ * their current response otherwise, and at deadline_ms at the latest (tg_h1_reap).
+ * Returns how many are still open. */
+size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms);
+/* Close retiring connections past their deadline; returns how many are left. */
+size_t tg_h1_reap(tg_h1_server_t *srv, uint64_t now_ms);
 /* Close every connection at once (drain timeout). */
 void tg_h1_close_all(tg_h1_server_t *srv);
 

@@ -39,6 +39,10 @@ static inline tg_generation_t *tg_generation_ref(tg_generation_t *g)
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
     return g;
 }
+/* The listener of g on the same protocol and address as `like` (a listener of any
+ * generation), or NULL: how a connection finds its listener in a newer generation. */
+const tg_listener_rt_t *tg_generation_listener(const tg_generation_t *g,
+                                               const tg_conf_listener_t *like);
 /* Drop a reference; the last one frees everything the generation owns. */
 void tg_generation_unref(tg_generation_t *g);
 

@@ -26,8 +26,10 @@ struct tg_h1conn_s {
     tg_h1_server_t *srv;
     tg_h1conn_t *prev;
     tg_h1conn_t *next;
-    tg_generation_t *gen;
+    tg_generation_t *gen;        /* accepted under: its TLS contexts served the handshake */
     const tg_listener_rt_t *lst;
+    tg_generation_t *route_gen;  /* a newer generation the current exchange routes by */
+    uint64_t retire_at_ms;       /* non-zero: its listener was removed; closed by then */
     int fd;
     SSL *ssl;
     struct event rev;
@@ -82,7 +84,10 @@ static void conn_free(tg_h1conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (c->retire_at_ms != 0)
+        srv->nretiring--;
     atomic_fetch_sub_explicit(srv->process_conns, 1, memory_order_relaxed);
+    tg_generation_unref(c->route_gen);
     tg_generation_unref(c->gen);
     free(c);
     if (srv->draining && srv->nconns == 0 && srv->on_drained != NULL)
@@ -376,6 +381,21 @@ static void feed_body(tg_h1conn_t *c)
     }
 }
 
+/* The listener a new request routes by: the same listener in the worker's newest
+ * generation (a reload's new backends apply to the next request of a kept-alive
+ * connection), or the connection's own when its listener was removed. */
+static const tg_listener_rt_t *route_listener(tg_h1conn_t *c)
+{
+    tg_generation_t *cur = *c->srv->current;
+    if (cur == c->gen)
+        return c->lst;
+    const tg_listener_rt_t *l = tg_generation_listener(cur, c->lst->conf);
+    if (l == NULL)
+        return c->lst;
+    c->route_gen = tg_generation_ref(cur);
+    return l;
+}
+
 /* A whole head is in the buffer: parse it and start its exchange. */
 static void start_request(tg_h1conn_t *c, size_t head_len)
 {
@@ -404,9 +424,10 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
         OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
     c->ex_active = true;
     c->ex_done = false;
-    if (req.body == TG_HTTP_BODY_LENGTH && req.content_length == 0)
-        req.body = TG_HTTP_BODY_LENGTH; /* still says "Content-Length: 0" upstream */
-    tg_exchange_start(&c->ex, &h1_ops, c->srv->loop, c->lst->backend, &c->client, &req);
+    const tg_listener_rt_t *route = route_listener(c);
+    c->client.listener = route->conf->id;
+    c->client.alt_svc = route->alt_svc;
+    tg_exchange_start(&c->ex, &h1_ops, c->srv->loop, route->backend, &c->client, &req);
     /* The exchange has copied what it needs from the head. */
     tg_buf_consume(c->srv->loop, &c->in, head_len);
     c->head_scanned = 0;
@@ -477,6 +498,10 @@ static void after_exchange(tg_h1conn_t *c)
 {
     c->ex_active = false;
     c->ex_done = false;
+    if (c->route_gen != NULL) {
+        tg_generation_unref(c->route_gen);
+        c->route_gen = NULL;
+    }
     if (c->close_after || !c->keep_alive || !c->req_done || c->srv->draining) {
         c->state = ST_CLOSING; /* once the response is out */
         return;
@@ -680,6 +705,35 @@ void tg_h1_drain(tg_h1_server_t *srv)
     }
     if (srv->nconns == 0 && srv->on_drained != NULL)
         srv->on_drained(srv->arg);
+}
+
+size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms)
+{
+    tg_h1conn_t *next;
+    for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->retire_at_ms != 0 || tg_generation_listener(gen, c->lst->conf) != NULL)
+            continue;
+        if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->in) == 0)) {
+            conn_free(c);
+            continue;
+        }
+        c->retire_at_ms = deadline_ms;
+        c->keep_alive = false;
+        srv->nretiring++;
+    }
+    return srv->nretiring;
+}
+
+size_t tg_h1_reap(tg_h1_server_t *srv, uint64_t now_ms)
+{
+    tg_h1conn_t *next;
+    for (tg_h1conn_t *c = srv->conns; c != NULL && srv->nretiring > 0; c = next) {
+        next = c->next;
+        if (c->retire_at_ms != 0 && c->retire_at_ms <= now_ms)
+            conn_free(c);
+    }
+    return srv->nretiring;
 }
 
 void tg_h1_close_all(tg_h1_server_t *srv)

@@ -64,3 +64,15 @@ fail:
     generation_free(g);
     return NULL;
 }
+
+const tg_listener_rt_t *tg_generation_listener(const tg_generation_t *g,
+                                               const tg_conf_listener_t *like)
+{
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        const tg_conf_listener_t *lc = g->listeners[i].conf;
+        if (lc->protocol == like->protocol &&
+            tg_addr_equal((const struct sockaddr *)&lc->addr, (const struct sockaddr *)&like->addr))
+            return &g->listeners[i];
+    }
+    return NULL;
+}

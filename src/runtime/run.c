@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
+#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "tollgate/proxy.h"
@@ -29,8 +32,12 @@ static void publish(tg_runtime_t *rt, tg_generation_t *g)
     pthread_mutex_lock(&rt->gen_lock);
     tg_generation_t *old = rt->published;
     rt->published = g;
+    tg__inventory_retire(&rt->inv, g->cfg);
     pthread_mutex_unlock(&rt->gen_lock);
     tg_generation_unref(old);
+    /* Freed generations leave their memory in malloc's arenas; give it back so a
+     * process that reloads all day stays the size it started. */
+    malloc_trim(0);
     for (unsigned i = 0; rt->workers != NULL && i < rt->nworkers; i++)
         if (rt->workers[i].base != NULL)
             tg__worker_command(&rt->workers[i], WORKER_CMD_GENERATION);
@@ -43,6 +50,70 @@ static tg_generation_t *load(const char *path, tg_errors_t *errs)
     if (cfg == NULL)
         return NULL;
     return tg_generation_build(cfg, errs);
+}
+
+static FILE *open_access_log(const tg_config_t *cfg)
+{
+    const char *where = cfg->global.access_log;
+    if (strcmp(where, "off") == 0)
+        return NULL;
+    if (strcmp(where, "stderr") == 0)
+        return stderr;
+    if (strcmp(where, "stdout") == 0)
+        return stdout;
+    FILE *f = fopen(where, "a");
+    if (f == NULL)
+        tg_log_error("cannot open access log %s: %s", where, strerror(errno));
+    return f;
+}
+
+/* What a reload cannot change in a running process. */
+static void check_unchangeable(const tg_config_t *old, const tg_config_t *cfg, tg_errors_t *errs)
+{
+    if (old->global.workers != cfg->global.workers)
+        tg_errors_add(errs, TG_SEV_WARNING, cfg->path, 0, 0,
+                      "global.workers changed: takes effect on restart only");
+    if (strcmp(old->global.pid_file, cfg->global.pid_file) != 0)
+        tg_errors_add(errs, TG_SEV_WARNING, cfg->path, 0, 0,
+                      "global.pid_file changed: takes effect on restart only");
+}
+
+uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *errs)
+{
+    tg_generation_t *g = load(path, errs);
+    if (g != NULL) {
+        pthread_mutex_lock(&rt->gen_lock);
+        int rc = tg__inventory_bind(&rt->inv, g->cfg, errs);
+        pthread_mutex_unlock(&rt->gen_lock);
+        if (rc != 0) {
+            tg_generation_unref(g);
+            g = NULL;
+        }
+    }
+    if (g == NULL) {
+        atomic_fetch_add(&rt->reloads_failed, 1);
+        char first[1400];
+        tg_errors_first(errs, first, sizeof(first));
+        tg_log_error("reload of %s failed, generation %llu keeps serving: %s", path,
+                     (unsigned long long)rt->published->number, first);
+        return 0;
+    }
+    check_unchangeable(rt->published->cfg, g->cfg, errs);
+    tg_log_set_level(g->cfg->global.log_level);
+    if (strcmp(rt->published->cfg->global.access_log, g->cfg->global.access_log) != 0) {
+        /* The old FILE stays open: a worker may be writing a line to it right now. */
+        tg_accesslog_open(open_access_log(g->cfg));
+    }
+    tg_health_stop(rt->health);
+    rt->health = tg_health_start(rt->base, g->backends, g->cfg->nbackends);
+    if (path != rt->config_path) {
+        free(rt->config_path_owned);
+        rt->config_path = rt->config_path_owned = tg_strdup(path);
+    }
+    publish(rt, g);
+    atomic_fetch_add(&rt->reloads_ok, 1);
+    tg_log_info("reloaded %s: generation %llu", path, (unsigned long long)g->number);
+    return g->number;
 }
 
 int tg_runtime_check(const char *path)
@@ -147,19 +218,13 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         tg__worker_command(&rt->workers[i], WORKER_CMD_STOP);
 }
 
-static FILE *open_access_log(const tg_config_t *cfg)
+static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    const char *where = cfg->global.access_log;
-    if (strcmp(where, "off") == 0)
-        return NULL;
-    if (strcmp(where, "stderr") == 0)
-        return stderr;
-    if (strcmp(where, "stdout") == 0)
-        return stdout;
-    FILE *f = fopen(where, "a");
-    if (f == NULL)
-        tg_log_error("cannot open access log %s: %s", where, strerror(errno));
-    return f;
+    tg_runtime_t *rt = arg;
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    tg__runtime_reload(rt, rt->config_path, &errs);
+    tg_errors_free(&errs);
 }
 
 static void on_reopen(evutil_socket_t sig, short what, void *arg)
@@ -255,11 +320,14 @@ int tg_runtime_run(const char *path, bool daemonize)
 
     rt.base = event_base_new();
     publish(&rt, gen);
+    if (tg__control_listen(&rt, cfg) != 0)
+        tg_log_warn("no control socket at %s (tollgate reload will not reach us): %s",
+                    rt.control_path, strerror(errno));
     struct event *sigs[4] = {
         evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt),
         evsignal_new(rt.base, SIGINT, on_stop_signal, &rt),
         evsignal_new(rt.base, SIGUSR1, on_reopen, &rt),
-        evsignal_new(rt.base, SIGHUP, on_reopen, &rt),
+        evsignal_new(rt.base, SIGHUP, on_hup, &rt),
     };
     for (size_t i = 0; i < TG_ARRAY_SIZE(sigs); i++)
         evsignal_add(sigs[i], NULL);
@@ -288,18 +356,11 @@ int tg_runtime_run(const char *path, bool daemonize)
 
     for (unsigned i = 0; i < rt.nworkers; i++)
         pthread_join(watchers[i], NULL);
-    for (unsigned i = 0; i < rt.nworkers; i++) {
-        tg_worker_t *w = &rt.workers[i];
-        event_free(w->notify);
-        if (w->drain_timer != NULL)
-            event_free(w->drain_timer);
-        free(w->accepts);
-        free(w->accept_args);
-        tg_generation_unref(w->gen);
-        tg_loop_destroy(&w->loop);
-        event_base_free(w->base);
-    }
+    for (unsigned i = 0; i < rt.nworkers; i++)
+        tg__worker_free(&rt.workers[i]);
     tg_health_stop(rt.health);
+    tg__control_close(&rt);
+    free(rt.config_path_owned);
     unlink(rt.published->cfg->global.pid_file);
     tg_generation_unref(rt.published);
     tg__inventory_close(&rt.inv);

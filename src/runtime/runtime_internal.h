@@ -17,19 +17,26 @@ typedef struct tg_socket_s {
     tg_proto_t protocol;
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    int *fds; /* one per worker */
+    int *fds;          /* one per worker; a worker closes its own and sets it to -1 */
+    bool removed;      /* no listener of the published generation uses it any more */
+    atomic_uint nopen; /* fds not closed yet: the entry is freed when none is left */
 } tg_socket_t;
 
+/* Entries are allocated one by one, so workers may keep pointers to them; the array is
+ * changed by the main thread only, under the runtime's gen_lock. */
 typedef struct tg_inventory_s {
-    tg_socket_t *socks;
+    tg_socket_t **socks;
     size_t n;
     unsigned nworkers;
 } tg_inventory_t;
 
-/* Open (or keep) a socket for every listener of cfg. Problems go to errs. */
+/* Open a socket for every listener of cfg that has none yet (kept ones are left as they
+ * are). All or nothing: on a problem (in errs) the sockets opened by this call are closed
+ * again and -1 returned. */
 int tg__inventory_bind(tg_inventory_t *inv, const tg_config_t *cfg, tg_errors_t *errs);
-/* Index of the socket of a listener, or -1. */
-ssize_t tg__inventory_find(const tg_inventory_t *inv, const tg_conf_listener_t *lc);
+/* Mark the entries no listener of cfg uses as removed (workers then close their fds) and
+ * free removed entries whose fds are all closed. */
+void tg__inventory_retire(tg_inventory_t *inv, const tg_config_t *cfg);
 void tg__inventory_close(tg_inventory_t *inv);
 
 typedef struct tg_runtime_s tg_runtime_t;
@@ -42,9 +49,8 @@ typedef struct tg_worker_s {
     tg_loop_t loop;
     tg_h1_server_t h1;
     tg_generation_t *gen;   /* the worker's reference on the published generation */
-    struct event *accepts;  /* one per inventory socket */
-    void *accept_args;
-    size_t naccepts;
+    struct tg_acceptor_s *acceptors; /* one per inventory socket this worker listens on */
+    struct event *reap_timer;         /* closes connections of removed listeners late */
     struct event *notify;   /* the main thread wakes us through this */
     struct event *drain_timer;
     atomic_int command;     /* WORKER_CMD_* for notify */
@@ -54,7 +60,8 @@ typedef struct tg_worker_s {
 enum { WORKER_CMD_NONE = 0, WORKER_CMD_GENERATION = 1, WORKER_CMD_STOP = 2 };
 
 struct tg_runtime_s {
-    const char *config_path;
+    const char *config_path;  /* what SIGHUP reloads: the last path loaded */
+    char *config_path_owned;
     struct event_base *base; /* the main thread's */
     tg_inventory_t inv;
     pthread_mutex_t gen_lock; /* guards `published` against a worker taking it */
@@ -65,9 +72,23 @@ struct tg_runtime_s {
     atomic_uint running_workers;
     tg_health_t *health;
     uint64_t next_generation;
+    _Atomic uint64_t reloads_ok;
+    _Atomic uint64_t reloads_failed;
+    struct evconnlistener *control; /* `tollgate reload` talks to us here */
+    char *control_path;
 };
 
+/* Build, bind and publish the configuration at path; every problem goes to errs.
+ * Returns the new generation's number, or 0 when nothing changed. */
+uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *errs);
+
+/* The control socket of the instance a config describes: next to its pid file. */
+char *tg__control_path(const tg_config_t *cfg);
+int tg__control_listen(tg_runtime_t *rt, const tg_config_t *cfg);
+void tg__control_close(tg_runtime_t *rt);
+
 int tg__worker_start(tg_worker_t *w);
+void tg__worker_free(tg_worker_t *w);
 void tg__worker_command(tg_worker_t *w, int cmd);
 /* A worker's fresh reference on the published generation. */
 tg_generation_t *tg__runtime_acquire(tg_runtime_t *rt);

@@ -9,13 +9,19 @@
 #include "runtime_internal.h"
 
 #define ACCEPTS_PER_WAKEUP 64
+#define REAP_INTERVAL_MS 500
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg);
+/* This worker's side of one inventory socket. */
+typedef struct tg_acceptor_s {
+    struct event ev;
+    tg_worker_t *w;
+    tg_socket_t *sock;
+    struct tg_acceptor_s *next;
+} tg_acceptor_t;
 
-/* The listener of the worker's generation that serves inventory socket i, or NULL. */
-static const tg_listener_rt_t *listener_for(tg_worker_t *w, size_t i)
+/* The listener of the worker's generation on that socket, or NULL. */
+static const tg_listener_rt_t *listener_for(tg_worker_t *w, const tg_socket_t *s)
 {
-    const tg_socket_t *s = &w->rt->inv.socks[i];
     for (size_t k = 0; k < w->gen->nlisteners; k++) {
         const tg_conf_listener_t *lc = w->gen->listeners[k].conf;
         if (lc->protocol == s->protocol &&
@@ -25,17 +31,13 @@ static const tg_listener_rt_t *listener_for(tg_worker_t *w, size_t i)
     return NULL;
 }
 
-typedef struct accept_arg_s {
-    tg_worker_t *w;
-    size_t sock;
-} accept_arg_t;
-
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-    accept_arg_t *aa = arg;
-    tg_worker_t *w = aa->w;
+    tg_acceptor_t *a = arg;
+    tg_worker_t *w = a->w;
     tg_runtime_t *rt = w->rt;
     uint64_t max = w->gen->cfg->global.limits.max_connections;
+    const tg_listener_rt_t *l = listener_for(w, a->sock);
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
@@ -45,7 +47,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                 tg_log_warn("accept: %s", strerror(errno));
             return;
         }
-        const tg_listener_rt_t *l = listener_for(w, aa->sock);
         if (l == NULL || atomic_fetch_add_explicit(&rt->conns, 1, memory_order_relaxed) >= max) {
             if (l != NULL)
                 atomic_fetch_sub_explicit(&rt->conns, 1, memory_order_relaxed);
@@ -56,24 +57,58 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-static void stop_accepting(tg_worker_t *w)
+static void acceptor_close(tg_acceptor_t *a)
 {
-    for (size_t i = 0; i < w->naccepts; i++) {
-        event_del(&w->accepts[i]);
-        int *fd = &w->rt->inv.socks[i].fds[w->id];
-        /* Closing (not just ignoring) the socket makes new connections refused once every
-         * worker has done the same, instead of hanging in a backlog nobody reads. */
-        if (*fd >= 0) {
-            close(*fd);
-            *fd = -1;
+    event_del(&a->ev);
+    int *fd = &a->sock->fds[a->w->id];
+    /* Closing (not just ignoring) the socket makes new connections refused once every
+     * worker has done the same, instead of hanging in a backlog nobody reads. */
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+        atomic_fetch_sub(&a->sock->nopen, 1);
+    }
+    free(a);
+}
+
+/* Listen on every live inventory socket, stop on removed ones. Called with gen_lock held,
+ * the only time a worker looks at the inventory itself. */
+static void sync_acceptors(tg_worker_t *w)
+{
+    tg_inventory_t *inv = &w->rt->inv;
+    for (tg_acceptor_t **pa = &w->acceptors; *pa != NULL;) {
+        tg_acceptor_t *a = *pa;
+        if (a->sock->removed || w->stopping) {
+            *pa = a->next;
+            acceptor_close(a);
+        } else {
+            pa = &a->next;
         }
+    }
+    if (w->stopping)
+        return;
+    for (size_t i = 0; i < inv->n; i++) {
+        tg_socket_t *s = inv->socks[i];
+        bool have = false;
+        for (tg_acceptor_t *a = w->acceptors; a != NULL && !have; a = a->next)
+            have = a->sock == s;
+        if (have || s->removed)
+            continue;
+        tg_acceptor_t *a = tg_calloc(1, sizeof(*a));
+        a->w = w;
+        a->sock = s;
+        event_assign(&a->ev, w->base, s->fds[w->id], EV_READ | EV_PERSIST, on_accept, a);
+        event_add(&a->ev, NULL);
+        a->next = w->acceptors;
+        w->acceptors = a;
     }
 }
 
 static void on_drained(void *arg)
 {
     tg_worker_t *w = arg;
-    event_base_loopexit(w->base, NULL);
+    if (w->stopping)
+        event_base_loopexit(w->base, NULL);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
@@ -84,18 +119,44 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    tg_worker_t *w = arg;
+    if (tg_h1_reap(&w->h1, tg_now_ms()) == 0)
+        evtimer_del(w->reap_timer);
+}
+
+static void take_generation(tg_worker_t *w)
+{
+    tg_runtime_t *rt = w->rt;
+    pthread_mutex_lock(&rt->gen_lock);
+    tg_generation_t *old = w->gen;
+    w->gen = tg_generation_ref(rt->published);
+    sync_acceptors(w);
+    pthread_mutex_unlock(&rt->gen_lock);
+    if (old == NULL)
+        return;
+    /* Connections of listeners that are gone finish their current request and close,
+     * at the latest after drain_timeout. */
+    uint64_t deadline = tg_now_ms() + w->gen->cfg->global.drain_timeout_ms;
+    if (tg_h1_retire(&w->h1, w->gen, deadline) > 0) {
+        struct timeval tv = {0, REAP_INTERVAL_MS * 1000};
+        evtimer_add(w->reap_timer, &tv);
+    }
+    tg_generation_unref(old);
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
     tg_worker_t *w = arg;
     int cmd = atomic_exchange(&w->command, WORKER_CMD_NONE);
-    if ((cmd & WORKER_CMD_GENERATION) && !w->stopping) {
-        tg_generation_t *old = w->gen;
-        w->gen = tg__runtime_acquire(w->rt);
-        tg_generation_unref(old);
-    }
+    if ((cmd & WORKER_CMD_GENERATION) && !w->stopping)
+        take_generation(w);
     if ((cmd & WORKER_CMD_STOP) && !w->stopping) {
         w->stopping = true;
-        stop_accepting(w);
+        pthread_mutex_lock(&w->rt->gen_lock);
+        sync_acceptors(w);
+        pthread_mutex_unlock(&w->rt->gen_lock);
         uint64_t ms = w->gen->cfg->global.drain_timeout_ms;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
@@ -115,8 +176,11 @@ static void *worker_main(void *arg)
     tg_worker_t *w = arg;
     event_base_dispatch(w->base);
     /* Drained or timed out: release everything this thread owns. */
-    for (size_t i = 0; i < w->naccepts; i++)
-        event_del(&w->accepts[i]);
+    while (w->acceptors != NULL) {
+        tg_acceptor_t *a = w->acceptors;
+        w->acceptors = a->next;
+        acceptor_close(a);
+    }
     tg_h1_close_all(&w->h1);
     tg_uppool_destroy(&w->loop);
     return NULL;
@@ -125,35 +189,34 @@ static void *worker_main(void *arg)
 int tg__worker_start(tg_worker_t *w)
 {
     tg_runtime_t *rt = w->rt;
-    struct event_config *ec = event_config_new();
-    /* Each base is used by its own thread only; cross-thread wakeups go through
-     * event_active on `notify`, which needs the base's notification support. */
-    w->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    w->base = event_base_new();
     if (w->base == NULL)
         return -1;
     tg_loop_init(&w->loop, w->base, w->id);
     w->h1.loop = &w->loop;
     w->h1.process_conns = &rt->conns;
+    w->h1.current = &w->gen;
     w->h1.on_drained = on_drained;
     w->h1.arg = w;
-    w->gen = tg__runtime_acquire(rt);
     w->notify = event_new(w->base, -1, 0, on_notify, w);
+    w->reap_timer = event_new(w->base, -1, EV_PERSIST, on_reap, w);
+    take_generation(w);
 
-    w->naccepts = rt->inv.n;
-    w->accepts = tg_calloc(w->naccepts, sizeof(struct event));
-    accept_arg_t *args = tg_calloc(w->naccepts, sizeof(*args));
-    w->accept_args = args;
-    for (size_t i = 0; i < w->naccepts; i++) {
-        args[i] = (accept_arg_t){w, i};
-        event_assign(&w->accepts[i], w->base, rt->inv.socks[i].fds[w->id], EV_READ | EV_PERSIST,
-                     on_accept, &args[i]);
-        event_add(&w->accepts[i], NULL);
-    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are the main thread's business */
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc == 0 ? 0 : -1;
+}
+
+void tg__worker_free(tg_worker_t *w)
+{
+    event_free(w->notify);
+    event_free(w->reap_timer);
+    if (w->drain_timer != NULL)
+        event_free(w->drain_timer);
+    tg_generation_unref(w->gen);
+    tg_loop_destroy(&w->loop);
+    event_base_free(w->base);
 }
