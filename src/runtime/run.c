@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "tollgate/admin.h"
 #include "tollgate/proxy.h"
 #include "tollgate/runtime.h"
 #include "runtime_internal.h"
@@ -218,6 +219,27 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         tg__worker_command(&rt->workers[i], WORKER_CMD_STOP);
 }
 
+static tg_generation_t *admin_acquire(void *arg)
+{
+    return tg__runtime_acquire(arg);
+}
+
+static void admin_stats(void *arg, tg_admin_stats_t *st)
+{
+    tg_runtime_t *rt = arg;
+    st->generation = rt->published->number;
+    st->reloads_ok = atomic_load(&rt->reloads_ok);
+    st->reloads_failed = atomic_load(&rt->reloads_failed);
+    st->connections = atomic_load(&rt->conns);
+    st->workers = rt->nworkers;
+    st->uptime_s = (tg_now_ms() - rt->started_ms) / 1000;
+}
+
+static const tg_admin_ops_t admin_ops = {
+    .acquire = admin_acquire,
+    .stats = admin_stats,
+};
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     tg_runtime_t *rt = arg;
@@ -320,6 +342,11 @@ int tg_runtime_run(const char *path, bool daemonize)
 
     rt.base = event_base_new();
     publish(&rt, gen);
+    rt.started_ms = tg_now_ms();
+    tg_errors_init(&errs);
+    rt.admin = tg_admin_start(rt.base, cfg, &admin_ops, &rt, &errs);
+    tg_errors_print(&errs, stderr);
+    tg_errors_free(&errs);
     if (tg__control_listen(&rt, cfg) != 0)
         tg_log_warn("no control socket at %s (tollgate reload will not reach us): %s",
                     rt.control_path, strerror(errno));
@@ -360,6 +387,7 @@ int tg_runtime_run(const char *path, bool daemonize)
         tg__worker_free(&rt.workers[i]);
     tg_health_stop(rt.health);
     tg__control_close(&rt);
+    tg_admin_stop(rt.admin);
     free(rt.config_path_owned);
     unlink(rt.published->cfg->global.pid_file);
     tg_generation_unref(rt.published);

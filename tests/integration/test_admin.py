@@ -1,0 +1,86 @@
+"""The admin endpoint (SPEC §6, the parts that exist): /metrics and /v1/status behind the
+bearer token, and the reload counters and generation they report."""
+
+import os
+import subprocess
+import unittest
+import urllib.error
+import urllib.request
+
+import tg
+
+
+class TestAdmin(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tg.shared_pki()
+
+    def setUp(self):
+        self.work = tg.make_tmpdir()
+        self.addCleanup(tg.remove_tmpdir, self.work)
+        self.port = tg.free_port()
+        self.admin_port = tg.free_port()
+        token = os.path.join(self.work, "admin.token")
+        with open(token, "w") as f:
+            f.write("t0ken-for-tests\n")
+        cfg = tg.base_config(self.pki, self.work)
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % self.admin_port, "token_file": token}
+        cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["main"] = tg.https_listener(self.port, "hello")
+        self.cfg = cfg
+        self.daemon = tg.Daemon(self.work, cfg).start(ports=(self.port, self.admin_port))
+        self.addCleanup(self.daemon.stop_and_check)
+
+    def fetch(self, path, token="t0ken-for-tests"):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin_port, path))
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metric(self, text, name):
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                if line.split(" ")[0] == name:
+                    return float(line.split(" ")[1])
+        raise AssertionError("metric %s not in\n%s" % (name, text))
+
+    def test_token_required(self):
+        self.assertEqual(self.fetch("/metrics", token=None)[0], 401)
+        self.assertEqual(self.fetch("/metrics", token="wrong")[0], 401)
+        self.assertEqual(self.fetch("/metrics")[0], 200)
+
+    def test_status_lists_listeners(self):
+        code, body = self.fetch("/v1/status")
+        self.assertEqual(code, 200)
+        self.assertIn('"listeners": ["main"]', body)
+        self.assertIn('"generation": 1', body)
+
+    def test_reload_counters_and_generation(self):
+        conf = self.daemon.conf_path
+        ok = subprocess.run([tg.BIN, "reload", "-c", conf], capture_output=True, text=True,
+                            timeout=30)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertEqual(ok.stdout.strip(), "generation 2")
+        # A key that does not match its certificate: refused by the instance itself.
+        bad = dict(self.cfg)
+        bad["certificates"] = dict(self.cfg["certificates"])
+        bad["certificates"]["www-ecdsa"] = dict(bad["certificates"]["www-ecdsa"],
+                                                key=self.pki.key("shop"))
+        bad_path = tg.write_config(self.work, bad, name="bad.yaml")
+        r = subprocess.run([tg.BIN, "reload", "-c", bad_path], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"bad\.yaml:\d+:\d+: .*www-ecdsa")
+        text = self.fetch("/metrics")[1]
+        self.assertEqual(self.metric(text, "tollgate_config_generation"), 2)
+        self.assertIn('tollgate_reloads_total{result="success"} 1', text)
+        self.assertIn('tollgate_reloads_total{result="failed"} 1', text)
+        self.assertIn('tollgate_certificate_not_after_seconds{certificate="www-ecdsa"}', text)
+
+
+if __name__ == "__main__":
+    unittest.main()
