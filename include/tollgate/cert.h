@@ -22,10 +22,10 @@ typedef struct tg_cert_s {
     tg_cert_type_t type;
     /* server: leaf, intermediates (may be empty, never NULL), key */
     X509 *leaf;
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
     EVP_PKEY *key;
     /* ca: every certificate of the bundle (leaf is the first), optional CRL */
-    STACK_OF(X509) *cas;
+    STACK_OF(X509) * cas;
     X509_CRL *crl;
     /* facts of the leaf (first CA for a ca entry) */
     char **names; /* lowercased DNS SANs, or the CN when there is no DNS SAN */

@@ -56,14 +56,14 @@ typedef struct tg_conf_backend_s {
     /* servers */
     tg_conf_server_t *servers;
     size_t nservers;
-    tg_balance_t balance;        /* default round_robin */
-    uint64_t connect_timeout_ms; /* default 3s */
+    tg_balance_t balance;         /* default round_robin */
+    uint64_t connect_timeout_ms;  /* default 3s */
     uint64_t response_timeout_ms; /* default 60s */
     tg_conf_health_t health;
     /* fixed_response */
-    unsigned fixed_status;     /* 100..599, default 200 */
-    char *fixed_content_type;  /* default "text/plain" */
-    char *fixed_body;          /* default "" */
+    unsigned fixed_status;    /* 100..599, default 200 */
+    char *fixed_content_type; /* default "text/plain" */
+    char *fixed_body;         /* default "" */
     size_t fixed_body_len;
 } tg_conf_backend_t;
 
@@ -82,10 +82,10 @@ typedef enum {
 const char *tg_config_policy_name(tg_policy_t p);
 
 typedef struct tg_conf_mtls_s {
-    bool present;  /* the key was written */
-    tg_pos_t pos;  /* of the mutual_auth key */
+    bool present; /* the key was written */
+    tg_pos_t pos; /* of the mutual_auth key */
     bool enabled;
-    size_t *cas;   /* indexes into tg_config_t.certs, each of type ca */
+    size_t *cas; /* indexes into tg_config_t.certs, each of type ca */
     size_t ncas;
     unsigned verify_depth; /* default 3, 1..16 */
 } tg_conf_mtls_t;
@@ -98,41 +98,41 @@ typedef struct tg_conf_listener_s {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     tg_pos_t listen_pos;
-    size_t backend;        /* index into tg_config_t.backends */
-    tg_policy_t policy;    /* ignored for quic (always TLS 1.3) */
-    size_t default_cert;   /* index into tg_config_t.certs, type server */
+    size_t backend;      /* index into tg_config_t.backends */
+    tg_policy_t policy;  /* ignored for quic (always TLS 1.3) */
+    size_t default_cert; /* index into tg_config_t.certs, type server */
     tg_pos_t default_cert_pos;
-    size_t *extended;      /* indexes into tg_config_t.certs, type server, no duplicates */
+    size_t *extended; /* indexes into tg_config_t.certs, type server, no duplicates */
     size_t nextended;
-    tg_conf_mtls_t mtls;   /* https only: present on quic is an error */
+    tg_conf_mtls_t mtls; /* https only: present on quic is an error */
     bool has_alt_svc;
-    size_t alt_svc;        /* index into tg_config_t.listeners, protocol quic */
+    size_t alt_svc; /* index into tg_config_t.listeners, protocol quic */
 } tg_conf_listener_t;
 
 typedef struct tg_conf_limits_s {
-    uint64_t max_connections;   /* default 100000 */
+    uint64_t max_connections;      /* default 100000 */
     uint64_t handshake_timeout_ms; /* default 10s */
-    uint64_t header_timeout_ms; /* default 10s */
-    uint64_t idle_timeout_ms;   /* default 60s */
-    uint64_t max_header_bytes;  /* default 32768, 1024..1048576 */
+    uint64_t header_timeout_ms;    /* default 10s */
+    uint64_t idle_timeout_ms;      /* default 60s */
+    uint64_t max_header_bytes;     /* default 32768, 1024..1048576 */
 } tg_conf_limits_t;
 
 typedef struct tg_config_s {
     char *path; /* as given */
     char *dir;  /* directory of path, for relative paths */
     struct {
-        unsigned workers;     /* 0 = auto (online CPUs) */
-        char *pid_file;       /* resolved; default "run/tollgate.pid" */
-        char *certificate_dir; /* resolved; default "certs/store" */
-        tg_log_level_t log_level; /* default info */
-        char *access_log;     /* "stderr" | "stdout" | "off" | resolved path; default stderr */
+        unsigned workers;          /* 0 = auto (online CPUs) */
+        char *pid_file;            /* resolved; default "run/tollgate.pid" */
+        char *certificate_dir;     /* resolved; default "certs/store" */
+        tg_log_level_t log_level;  /* default info */
+        char *access_log;          /* "stderr" | "stdout" | "off" | resolved path; default stderr */
         uint64_t drain_timeout_ms; /* default 30s */
         tg_conf_limits_t limits;
     } global;
     struct {
         bool enabled;
-        char *listen;      /* "127.0.0.1:9900" or "unix:/resolved/path" */
-        char *token_file;  /* resolved; required when listen is TCP */
+        char *listen;     /* "127.0.0.1:9900" or "unix:/resolved/path" */
+        char *token_file; /* resolved; required when listen is TCP */
         tg_pos_t pos;
     } admin;
     tg_conf_cert_t *certs;

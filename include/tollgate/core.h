@@ -54,10 +54,10 @@ void tg_log(tg_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 #define tg_log_error(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)
 #define tg_log_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)
 #define tg_log_info(...) tg_log(TG_LOG_INFO, __VA_ARGS__)
-#define tg_log_debug(...)                                                                       \
-    do {                                                                                        \
-        if (tg_log_get_level() >= TG_LOG_DEBUG)                                                 \
-            tg_log(TG_LOG_DEBUG, __VA_ARGS__);                                                  \
+#define tg_log_debug(...)                                                                          \
+    do {                                                                                           \
+        if (tg_log_get_level() >= TG_LOG_DEBUG)                                                    \
+            tg_log(TG_LOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
 
 /* ---- value parsers (config, admin API) ------------------------------------------------ */

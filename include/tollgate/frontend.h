@@ -18,7 +18,7 @@ typedef struct tg_h1_server_s {
     tg_loop_t *loop;
     tg_h1conn_t *conns; /* doubly linked through the connections */
     size_t nconns;
-    atomic_ulong *process_conns; /* all workers, for global.limits.max_connections */
+    atomic_ulong *process_conns;     /* all workers, for global.limits.max_connections */
     tg_generation_t *const *current; /* the worker's generation: new requests route by it */
     size_t nretiring;                /* connections of removed listeners still open */
     bool draining;

@@ -17,7 +17,7 @@ typedef struct tg_listener_rt_s {
     const tg_conf_listener_t *conf;
     tg_tls_listener_t tls; /* https only */
     tg_backend_t *backend;
-    char *alt_svc;         /* value of the Alt-Svc header to add, or NULL */
+    char *alt_svc; /* value of the Alt-Svc header to add, or NULL */
 } tg_listener_rt_t;
 
 typedef struct tg_generation_s {

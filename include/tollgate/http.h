@@ -59,10 +59,10 @@ typedef struct tg_http_request_s {
     size_t nheaders;
     tg_http_body_t body;
     uint64_t content_length;
-    bool keep_alive;      /* 1.1 without "close", or 1.0 with "keep-alive" */
-    bool expect_continue; /* Expect: 100-continue */
+    bool keep_alive;       /* 1.1 without "close", or 1.0 with "keep-alive" */
+    bool expect_continue;  /* Expect: 100-continue */
     bool connection_other; /* Connection lists tokens besides close/keep-alive */
-    const char *host;     /* NULL when absent */
+    const char *host;      /* NULL when absent */
     size_t host_len;
 } tg_http_request_t;
 
@@ -128,8 +128,7 @@ int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, siz
  * headers of one hop that a proxy never forwards (RFC 9110 §7.6.1). */
 bool tg_http_hop_by_hop(tg_http_header_id_t id);
 /* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
-bool tg_http_token_list_has(const char *list, size_t list_len, const char *token,
-                            size_t token_len);
+bool tg_http_token_list_has(const char *list, size_t list_len, const char *token, size_t token_len);
 /* Case-insensitive ASCII compare of n bytes. */
 bool tg_http_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 /* The reason phrase tollgate uses for its own answers. */

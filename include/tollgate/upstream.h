@@ -18,9 +18,9 @@
 
 typedef struct tg_upstream_server_s {
     const tg_conf_server_t *conf;
-    atomic_bool health_up;          /* active checks' verdict; true until they say otherwise */
-    _Atomic uint64_t out_until_ms;  /* passive: out of rotation until then (tg_now_ms) */
-    atomic_uint active;             /* exchanges using it now, all workers (least_conn) */
+    atomic_bool health_up;         /* active checks' verdict; true until they say otherwise */
+    _Atomic uint64_t out_until_ms; /* passive: out of rotation until then (tg_now_ms) */
+    atomic_uint active;            /* exchanges using it now, all workers (least_conn) */
     /* health checker state, main thread only */
     unsigned _ok_streak;
     unsigned _fail_streak;
@@ -56,9 +56,9 @@ struct tg_upconn_s {
     struct event rev;
     struct event wev;
     tg_buf_t in;
-    bool reused;       /* came from the pool: a failure before any answer may be stale */
-    bool connected;    /* the non-blocking connect finished */
-    tg_upconn_cb _cb;  /* owner's callback while in use */
+    bool reused;      /* came from the pool: a failure before any answer may be stale */
+    bool connected;   /* the non-blocking connect finished */
+    tg_upconn_cb _cb; /* owner's callback while in use */
     void *_arg;
     struct tg_uppool_entry_s *_entry;
     tg_upconn_t *_next; /* idle list */

@@ -105,7 +105,9 @@ static char *read_token(const char *path, tg_errors_t *errs, const char *cfg_pat
     size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
     if (f == NULL || n == 0 || n > TOKEN_MAX) {
         tg_errors_add(errs, TG_SEV_ERROR, cfg_path, 0, 0, "admin: token file %s: %s", path,
-                      f == NULL ? strerror(errno) : n == 0 ? "empty" : "longer than 512 bytes");
+                      f == NULL ? strerror(errno)
+                      : n == 0  ? "empty"
+                                : "longer than 512 bytes");
         if (f)
             fclose(f);
         return NULL;
@@ -126,9 +128,9 @@ static int bind_unix(tg_admin_t *a, struct event_base *base, const char *path)
     strcpy(sun.sun_path, path);
     unlink(path);
     mode_t old = umask(0077);
-    struct evconnlistener *l = evconnlistener_new_bind(
-        base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
-        (struct sockaddr *)&sun, sizeof(sun));
+    struct evconnlistener *l =
+        evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
+                                (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
     if (l == NULL || evhttp_bind_listener(a->http, l) == NULL)
         return -1;

@@ -240,8 +240,8 @@ static void flush_out(tg_exchange_t *ex)
 static void connect_upstream(tg_exchange_t *ex)
 {
     const tg_conf_server_t *sc = ex->server->conf;
-    ex->up = tg_upconn_get(ex->loop, (const struct sockaddr *)&sc->addr, sc->addr_len, up_event,
-                           ex);
+    ex->up =
+        tg_upconn_get(ex->loop, (const struct sockaddr *)&sc->addr, sc->addr_len, up_event, ex);
     if (ex->up == NULL) {
         connect_failed(ex, errno);
         return;
@@ -307,7 +307,7 @@ static int take_head(tg_exchange_t *ex)
         return -1;
     if (resp.status < 200) {
         if (resp.status == 101)
-            return -1; /* we did not ask for an upgrade */
+            return -1;                     /* we did not ask for an upgrade */
         tg_buf_consume(ex->loop, in, end); /* 100 Continue and friends: ours to drop */
         return (int)end;
     }
@@ -329,15 +329,17 @@ static int take_head(tg_exchange_t *ex)
         hs[n++] = hs[i];
     }
     if (ex->client->alt_svc != NULL && n < MAX_RESP_HEADERS)
-        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
-                                     strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
+        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc, strlen(ex->client->alt_svc),
+                                     TG_HDR_ALT_SVC};
 
     ex->status = resp.status;
     ex->resp_body = resp.body;
     ex->resp_remaining = resp.content_length;
     ex->resp_keep_alive = resp.keep_alive;
     tg_http_chunked_init(&ex->chunked);
-    int64_t clen = no_body ? -2 : resp.body == TG_HTTP_BODY_LENGTH ? (int64_t)resp.content_length : -1;
+    int64_t clen = no_body                            ? -2
+                   : resp.body == TG_HTTP_BODY_LENGTH ? (int64_t)resp.content_length
+                                                      : -1;
     ex->resp_head_sent = true;
     ex->state = TG_EX_BODY;
     ex->fe->send_head(ex, resp.status, hs, n, clen);
@@ -389,8 +391,8 @@ static int pump_body(tg_exchange_t *ex)
             size_t used = 0;
             const char *data;
             size_t dlen;
-            int rc = tg_http_chunked_decode(&ex->chunked, tg_buf_head(in), avail, &used, &data,
-                                            &dlen);
+            int rc =
+                tg_http_chunked_decode(&ex->chunked, tg_buf_head(in), avail, &used, &data, &dlen);
             if (rc == TG_CHUNKED_ERROR)
                 return -1;
             bool more = rc != TG_CHUNKED_DATA || deliver(ex, data, dlen);
@@ -450,8 +452,8 @@ static void read_upstream(tg_exchange_t *ex)
             complete(ex);
             return;
         }
-        upstream_broken(ex, n == 0 ? "connection closed before the response ended"
-                                   : strerror(errno));
+        upstream_broken(ex,
+                        n == 0 ? "connection closed before the response ended" : strerror(errno));
         return;
     }
     up->in.end += (size_t)n;
@@ -489,8 +491,8 @@ static void answer_fixed(tg_exchange_t *ex)
     tg_http_header_t hs[2] = {ct};
     size_t n = 1;
     if (ex->client->alt_svc != NULL)
-        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
-                                     strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
+        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc, strlen(ex->client->alt_svc),
+                                     TG_HDR_ALT_SVC};
     ex->status = (int)bc->fixed_status;
     bool bodyless = ex->head_request || ex->status == 204 || ex->status == 304 || ex->status < 200;
     ex->fe->send_head(ex, ex->status, hs, n, bodyless ? -2 : (int64_t)bc->fixed_body_len);

@@ -84,8 +84,8 @@ static void answer(int fd, tg_runtime_t *rt, const char *line)
 
 /* The main thread does the whole exchange at once: control requests are rare, small,
  * and from the machine's owner, and a reload runs on this thread anyway. */
-static void on_control(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                       int len, void *arg)
+static void on_control(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                       void *arg)
 {
     tg_runtime_t *rt = arg;
     int flags = fcntl(fd, F_GETFL);
@@ -117,7 +117,7 @@ int tg__control_listen(tg_runtime_t *rt, const tg_config_t *cfg)
     if (unix_addr(rt->control_path, &sun) != 0)
         return -1;
     unlink(rt->control_path); /* a stale socket of an instance that died */
-    mode_t old = umask(0077);  /* the owner only: a reload is an admin action */
+    mode_t old = umask(0077); /* the owner only: a reload is an admin action */
     rt->control = evconnlistener_new_bind(rt->base, on_control, rt,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
                                           (struct sockaddr *)&sun, sizeof(sun));

@@ -48,19 +48,19 @@ typedef struct tg_worker_s {
     struct event_base *base;
     tg_loop_t loop;
     tg_h1_server_t h1;
-    tg_generation_t *gen;   /* the worker's reference on the published generation */
+    tg_generation_t *gen;            /* the worker's reference on the published generation */
     struct tg_acceptor_s *acceptors; /* one per inventory socket this worker listens on */
-    struct event *reap_timer;         /* closes connections of removed listeners late */
-    struct event *notify;   /* the main thread wakes us through this */
+    struct event *reap_timer;        /* closes connections of removed listeners late */
+    struct event *notify;            /* the main thread wakes us through this */
     struct event *drain_timer;
-    atomic_int command;     /* WORKER_CMD_* for notify */
+    atomic_int command; /* WORKER_CMD_* for notify */
     bool stopping;
 } tg_worker_t;
 
 enum { WORKER_CMD_NONE = 0, WORKER_CMD_GENERATION = 1, WORKER_CMD_STOP = 2 };
 
 struct tg_runtime_s {
-    const char *config_path;  /* what SIGHUP reloads: the last path loaded */
+    const char *config_path; /* what SIGHUP reloads: the last path loaded */
     char *config_path_owned;
     struct event_base *base; /* the main thread's */
     tg_inventory_t inv;

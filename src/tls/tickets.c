@@ -54,8 +54,7 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
     }
     if (memcmp(key_name, key.name, sizeof(key.name)) != 0)
         return 0; /* not ours (another process's): a full handshake follows */
-    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1 ||
-        set_hmac(hctx) != 1)
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key.aes, iv) != 1 || set_hmac(hctx) != 1)
         return -1;
     return 1;
 }

@@ -56,8 +56,8 @@ static void verdict(probe_t *p, bool ok, const char *why)
         s->_ok_streak = 0;
         if (up && ++s->_fail_streak >= hc->fall) {
             atomic_store(&s->health_up, false);
-            tg_log_warn("backend \"%s\" server %s is down: %s", p->backend->conf->id,
-                        s->conf->text, why);
+            tg_log_warn("backend \"%s\" server %s is down: %s", p->backend->conf->id, s->conf->text,
+                        why);
         }
     }
     schedule(p);
@@ -72,8 +72,10 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
     const tg_conf_health_t *hc = &p->backend->conf->health;
     char req[512];
-    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                       "User-Agent: tollgate-health\r\n\r\n", hc->path, p->server->conf->text);
+    int len = snprintf(req, sizeof(req),
+                       "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                       "User-Agent: tollgate-health\r\n\r\n",
+                       hc->path, p->server->conf->text);
     if (p->sent < (size_t)len) {
         ssize_t n = send(fd, req + p->sent, (size_t)len - p->sent, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN) {
