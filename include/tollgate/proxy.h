@@ -14,6 +14,7 @@
 
 #include "tollgate/http.h"
 #include "tollgate/loop.h"
+#include "tollgate/tls-t.h"
 #include "tollgate/upstream.h"
 
 /* What the access log and the forwarded headers need to know about the client side of
@@ -28,6 +29,9 @@ typedef struct tg_client_info_s {
     const char *cipher;
     bool resumed;
     const char *alt_svc;     /* an Alt-Svc value to add to responses, or NULL */
+    /* The client certificate mutual authentication verified, or NULL: the identity
+     * headers and the access log's client_subject. Owned by the frontend's connection. */
+    tg_tls_identity_t *cert;
 } tg_client_info_t;
 
 typedef struct tg_exchange_s tg_exchange_t;

@@ -74,6 +74,7 @@ static void conn_free(tg_h1conn_t *c)
     event_del(&c->wev);
     evtimer_del(&c->timer);
     SSL_free(c->ssl);
+    tg_tls_identity_free(c->client.cert);
     close(c->fd);
     tg_buf_release(srv->loop, &c->in);
     tg_buf_release(srv->loop, &c->out);
@@ -481,6 +482,8 @@ static void fill_client_info(tg_h1conn_t *c)
     c->client.tls_version = SSL_get_version(c->ssl);
     c->client.cipher = SSL_get_cipher_name(c->ssl);
     c->client.resumed = SSL_session_reused(c->ssl);
+    /* Once per connection: every request reuses it (mutual authentication only). */
+    c->client.cert = tg_tls_handshake_done(&c->lst->tls, c->ssl);
 }
 
 static void begin_close(tg_h1conn_t *c)
@@ -535,9 +538,7 @@ static void drive(tg_h1conn_t *c, bool readable)
         int want = 0;
         int rc = tg_tls_handshake(c->ssl, &want);
         if (rc == TG_IO_ERROR) {
-            tg_log_debug("listener \"%s\": handshake with %s failed: %s", c->lst->conf->id,
-                         c->client.addr, tg_tls_error_reason(c->ssl));
-            ERR_clear_error();
+            tg_tls_handshake_failed(&c->lst->tls, c->ssl, c->lst->conf->id, c->client.addr);
             goto close;
         }
         if (rc == TG_IO_AGAIN) {

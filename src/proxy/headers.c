@@ -1,5 +1,6 @@
 /* The request head as the backend sees it: hop-by-hop headers gone, client-sent identity
- * and X-Forwarded-* headers replaced by ours, framing made explicit. */
+ * and X-Forwarded-* headers replaced by ours (with the verified client certificate's
+ * identity under mutual authentication), framing made explicit. */
 #include <string.h>
 
 #include "tollgate/core.h"
@@ -97,6 +98,8 @@ int tg__proxy_write_head(tg_exchange_t *ex, const tg_http_request_t *req)
 {
     const tg_client_info_t *c = ex->client;
     size_t need = req->method_len + req->target_len + 512 + strlen(c->addr);
+    if (c->cert != NULL)
+        need += c->cert->subject_len + c->cert->issuer_len + 256;
     for (size_t i = 0; i < req->nheaders; i++)
         need += req->headers[i].name_len + req->headers[i].value_len + 4;
     tg_buf_grow(ex->loop, &ex->out, need);
@@ -138,6 +141,17 @@ int tg__proxy_write_head(tg_exchange_t *ex, const tg_http_request_t *req)
     PUT_LIT(&w, "\r\nX-Forwarded-Client-Srcport: ");
     put_uint(&w, c->port);
     PUT_LIT(&w, "\r\n");
+    if (c->cert != NULL) {
+        /* Formatted at the handshake; a request only copies it. Whatever the client sent
+         * under these names was dropped above. */
+        PUT_LIT(&w, "X-Forwarded-Clientcert-subjectdn: ");
+        put(&w, c->cert->subject, c->cert->subject_len);
+        PUT_LIT(&w, "\r\nX-Forwarded-Clientcert-issuerdn: ");
+        put(&w, c->cert->issuer, c->cert->issuer_len);
+        PUT_LIT(&w, "\r\nX-Forwarded-Clientcert-fingerprint: ");
+        put(&w, c->cert->fingerprint, sizeof(c->cert->fingerprint) - 1);
+        PUT_LIT(&w, "\r\nX-Forwarded-Clientcert-clientverify: SUCCESS\r\n");
+    }
     if (req->host == NULL) {
         /* HTTP/1.0 may omit Host; HTTP/1.1 backends require one. */
         PUT_LIT(&w, "Host: ");

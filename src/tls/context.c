@@ -1,5 +1,6 @@
 /* OpenSSL server contexts of one listener: one per SNI slot, all set up alike from the
- * listener's policy, so switching context on SNI changes only the certificates. */
+ * listener's policy and client verification, so switching context on SNI changes only the
+ * certificates. */
 #include <string.h>
 
 #include <openssl/err.h>
@@ -63,10 +64,10 @@ void tg__tls_drain_errors(char *buf, size_t size)
 }
 
 static SSL_CTX *ctx_new(const tg_conf_listener_t *lc, const tg_sni_slot_t *slot,
+                        const unsigned char sid[SHA256_DIGEST_LENGTH], X509_STORE *verify_store,
                         char *why, size_t why_size)
 {
     const tg_tls_policy_t *pol = tg_tls_policy(lc->policy);
-    unsigned char sid[SHA256_DIGEST_LENGTH];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         goto fail;
@@ -91,9 +92,13 @@ static SSL_CTX *ctx_new(const tg_conf_listener_t *lc, const tg_sni_slot_t *slot,
     /* Tickets only: a per-context session cache would be per worker and lost on reload. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     tg__tls_tickets_attach(ctx);
-    /* Sessions carry the listener's id, so one never resumes into another listener. */
-    SHA256((const unsigned char *)lc->id, strlen(lc->id), sid);
+    /* Sessions carry the listener's id and client verification (tg__tls_sid_ctx), so one
+     * never resumes into another listener or past a certificate check it did not pass. */
     if (SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH) != 1)
+        goto fail;
+    /* Every slot, not only the default: the SSL keeps the verify mode of the context it
+     * started on, but takes the trust store and CA names from the one SNI switches to. */
+    if (verify_store != NULL && tg__tls_verify_setup(ctx, lc, verify_store) != 0)
         goto fail;
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 
@@ -125,10 +130,33 @@ int tg_tls_listener_build(tg_tls_listener_t *tl, const tg_config_t *cfg,
         return -1;
     }
 
+    tl->stats = tg_tls_stats_get(lc->id);
+    unsigned char sid[SHA256_DIGEST_LENGTH];
+    if (tg__tls_sid_ctx(lc, certs, sid) != 0) {
+        tg_errors_add(errs, TG_SEV_ERROR, cfg->path, lc->pos.line, lc->pos.col,
+                      "listener \"%s\": cannot compute its session id context", lc->id);
+        tg_tls_listener_free(tl);
+        return -1;
+    }
+    if (lc->mtls.enabled) {
+        /* One store per listener and generation: its CAs trust nobody on other listeners,
+         * and a reload's new CAs or CRL apply from the next handshake on. */
+        tl->_verify_store = tg__tls_store_build(lc, certs);
+        if (tl->_verify_store == NULL) {
+            char why[256];
+            tg__tls_drain_errors(why, sizeof(why));
+            tg_errors_add(errs, TG_SEV_ERROR, cfg->path, lc->mtls.pos.line, lc->mtls.pos.col,
+                          "listener \"%s\": cannot build the trust store of mutual_auth: %s",
+                          lc->id, why);
+            tg_tls_listener_free(tl);
+            return -1;
+        }
+    }
+
     tl->ctx = tg_calloc(tl->sni.nslots, sizeof(SSL_CTX *));
     for (size_t i = 0; i < tl->sni.nslots; i++) {
         char why[256];
-        tl->ctx[i] = ctx_new(lc, &tl->sni.slots[i], why, sizeof(why));
+        tl->ctx[i] = ctx_new(lc, &tl->sni.slots[i], sid, tl->_verify_store, why, sizeof(why));
         if (tl->ctx[i] == NULL) {
             tg_errors_add(errs, TG_SEV_ERROR, cfg->path, lc->pos.line, lc->pos.col,
                           "listener \"%s\": cannot make its TLS context: %s", lc->id, why);
@@ -149,6 +177,7 @@ void tg_tls_listener_free(tg_tls_listener_t *tl)
             SSL_CTX_free(tl->ctx[i]);
         free(tl->ctx);
     }
+    X509_STORE_free(tl->_verify_store); /* contexts and live connections hold their own */
     tg_sni_free(&tl->sni);
     memset(tl, 0, sizeof(*tl));
 }

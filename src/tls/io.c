@@ -57,13 +57,3 @@ ssize_t tg_tls_write(SSL *ssl, const void *buf, size_t len, int *want)
     }
     return rc;
 }
-
-const char *tg_tls_error_reason(SSL *ssl)
-{
-    unsigned long e = ERR_peek_error();
-    if (e == 0)
-        return "other";
-    if (ERR_GET_LIB(e) == ERR_LIB_SSL)
-        return "protocol";
-    return "other";
-}
