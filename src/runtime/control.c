@@ -145,7 +145,7 @@ int tg_runtime_reload_client(const char *config_path)
     tg_config_t *cfg = tg_config_load(config_path, &errs);
     if (cfg == NULL) {
         /* The instance would refuse it the same way; say so without asking it. */
-        tg_errors_print(&errs, stdout);
+        tg_errors_print(&errs, stderr);
         tg_errors_free(&errs);
         return 1;
     }
