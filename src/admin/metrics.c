@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "tollgate/admin.h"
+#include "tollgate/tls.h"
 
 /* Label values are operator-chosen ids and addresses; escape what the format asks. */
 static void put_label(FILE *f, const char *v)
@@ -16,6 +17,31 @@ static void put_label(FILE *f, const char *v)
             continue;
         }
         fputc(*v, f);
+    }
+}
+
+static void put_handshakes(const tg_tls_stats_t *st, void *arg)
+{
+    FILE *f = arg;
+    fputs("tollgate_handshakes_total{listener=\"", f);
+    put_label(f, st->listener);
+    unsigned long failed = 0;
+    for (int r = 0; r < TG_TLS_FAIL_COUNT; r++)
+        failed += atomic_load_explicit(&st->failures[r], memory_order_relaxed);
+    fprintf(f, "\",result=\"success\"} %lu\n", atomic_load(&st->handshakes));
+    fputs("tollgate_handshakes_total{listener=\"", f);
+    put_label(f, st->listener);
+    fprintf(f, "\",result=\"failure\"} %lu\n", failed);
+}
+
+static void put_failures(const tg_tls_stats_t *st, void *arg)
+{
+    FILE *f = arg;
+    for (int r = 0; r < TG_TLS_FAIL_COUNT; r++) {
+        fputs("tollgate_handshake_failures_total{listener=\"", f);
+        put_label(f, st->listener);
+        fprintf(f, "\",reason=\"%s\"} %lu\n", tg_tls_fail_name((tg_tls_fail_t)r),
+                atomic_load_explicit(&st->failures[r], memory_order_relaxed));
     }
 }
 
@@ -36,6 +62,15 @@ char *tg_admin_metrics(const tg_generation_t *g, const tg_admin_stats_t *st, siz
             "tollgate_connections_open %llu\n",
             (unsigned long long)st->generation, (unsigned long long)st->reloads_ok,
             (unsigned long long)st->reloads_failed, (unsigned long long)st->connections);
+
+    fputs("# HELP tollgate_handshakes_total TLS handshakes by outcome.\n"
+          "# TYPE tollgate_handshakes_total counter\n",
+          f);
+    tg_tls_stats_each(put_handshakes, f);
+    fputs("# HELP tollgate_handshake_failures_total Failed TLS handshakes by reason.\n"
+          "# TYPE tollgate_handshake_failures_total counter\n",
+          f);
+    tg_tls_stats_each(put_failures, f);
 
     fputs("# HELP tollgate_certificate_not_after_seconds Expiry of each certificate (Unix time).\n"
           "# TYPE tollgate_certificate_not_after_seconds gauge\n",

@@ -81,6 +81,18 @@ class TestAdmin(unittest.TestCase):
         self.assertIn('tollgate_reloads_total{result="failed"} 1', text)
         self.assertIn('tollgate_certificate_not_after_seconds{certificate="www-ecdsa"}', text)
 
+    def test_handshake_counters(self):
+        tg.get(self.port, "/")
+        # A TLS 1.0-only client against the default policy: a protocol failure.
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port,
+                            "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+                           input=b"", capture_output=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        text = self.fetch("/metrics")[1]
+        self.assertIn('tollgate_handshakes_total{listener="main",result="success"} 1', text)
+        self.assertIn('tollgate_handshake_failures_total{listener="main",reason="protocol"} 1',
+                      text)
+
 
 if __name__ == "__main__":
     unittest.main()
