@@ -54,8 +54,14 @@ tg_generation_t *tg_generation_build(tg_config_t *cfg, tg_errors_t *errs)
             l->alt_svc = tg_sprintf("h3=\":%u\"; ma=86400",
                                     (unsigned)tg_addr_port((const struct sockaddr *)&q->addr));
         }
-        if (lc->protocol == TG_PROTO_HTTPS &&
-            tg_tls_listener_build(&l->tls, cfg, lc, g->certs, errs) != 0)
+        if (lc->protocol == TG_PROTO_QUIC) {
+            /* Said loudly rather than listening on nothing in silence. */
+            tg_errors_add(errs, TG_SEV_WARNING, cfg->path, lc->pos.line, lc->pos.col,
+                          "listener \"%s\": QUIC listeners are not served by this version yet",
+                          lc->id);
+            continue;
+        }
+        if (tg_tls_listener_build(&l->tls, cfg, lc, g->certs, errs) != 0)
             goto fail;
     }
     return g;
