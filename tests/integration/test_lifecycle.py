@@ -149,7 +149,10 @@ class TestCheck(tg.TestCase):
         text += "admin:\n  listen: 127.0.0.1:%d\n  token_file: %s\n" % (tg.free_port(), token)
         path, rc, out = self.check(text)
         self.assertEqual(rc, 0, out)
-        self.assertEqual(self.problems(path, out), [], out)
+        # Until QUIC is served, its listener is the one thing `check` may warn about.
+        problems = [p for p in self.problems(path, out)
+                    if "QUIC listeners are not served" not in p[2]]
+        self.assertEqual(problems, [], out)
 
     def test_unknown_key(self):
         text = config_text(self.pki, global_extra="  wrokers: 2\n")
