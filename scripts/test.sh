@@ -15,7 +15,7 @@ cmake --build build -j"$jobs"
 if [[ "${SANITIZE:-1}" != 0 ]]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
-    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    (cd build-asan && TG_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
 fi
 

@@ -924,9 +924,12 @@ class TestReloadResources(ReloadCase):
         sys.stderr.write("\n[reload resources] fds %d; VmRSS start %d KiB, after warm-up %d KiB, "
                          "after %d reloads %d KiB; %s\n"
                          % (fd0, rss0, rss_warm, self.RELOADS, rss_end, load.report()))
-        self.assertLessEqual(rss_end, rss_warm * 1.10,
-                             "VmRSS grew from %d KiB (after %d warm-up reloads) to %d KiB after %d "
-                             "more" % (rss_warm, self.WARMUP, rss_end, self.RELOADS))
+        # AddressSanitizer keeps freed memory in quarantine (up to 256 MiB), so RSS says
+        # nothing there; its leak checker at exit covers that build instead.
+        if os.environ.get("TG_SANITIZED") != "1":
+            self.assertLessEqual(rss_end, rss_warm * 1.10,
+                                 "VmRSS grew from %d KiB (after %d warm-up reloads) to %d KiB "
+                                 "after %d more" % (rss_warm, self.WARMUP, rss_end, self.RELOADS))
         self.assertServes(self.port, self.A if (self.WARMUP + self.RELOADS - 1) % 2 else self.B, n=2)
 
 
