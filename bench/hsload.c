@@ -1,5 +1,8 @@
 /* hsload.c: full TLS handshakes per second: each of N connections connects, does a full
- * handshake (no resumption), optionally sends one request, closes, and starts over. */
+ * handshake (no resumption), optionally sends one request, closes, and starts over.
+ * With --keepalive, keep-alive requests per second instead: each connection does one full
+ * handshake, then sends requests one after the other on it for the whole run (what wrk does,
+ * but with a client certificate when asked for one). */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +16,7 @@
 #define RETRY_US 10000 /* pause of a connection slot after a failed connect */
 
 static const char REQUEST[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+static const char REQUEST_KA[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /* Latency histogram: exact below 64 us, then 32 buckets per power of two (~3% wide). */
 #define HIST_BUCKETS 1248
@@ -55,12 +59,14 @@ typedef struct slot {
     uint32_t events; /* epoll interest now registered */
     SSL *ssl;
     uint64_t t_start, retry_at;
+    uint64_t t_op; /* start of what the slot waits for now: its connection cycle or request */
     bench_resp_t resp;
 } slot_t;
 
 typedef struct stats {
     uint64_t handshakes, requests;
     uint64_t err_connect, err_handshake, err_request, err_timeout;
+    uint64_t err_after; /* an alert (or other TLS error) instead of the server's close */
     uint64_t lingering; /* the server kept the connection open after our close_notify */
     uint64_t hist_hs[HIST_BUCKETS], hist_req[HIST_BUCKETS];
 } stats_t;
@@ -78,12 +84,13 @@ static struct {
     bench_tls_opts_t tls;
     int conns, threads;
     double seconds;
-    bool request;
+    bool request, keepalive;
+    double warmup; /* seconds at the start whose handshakes and requests are not counted */
     uint64_t timeout_us;
 } cfg = {.conns = 32, .threads = 1, .seconds = 5, .timeout_us = 10000000};
 
 static pthread_barrier_t start_barrier;
-static uint64_t t_begin, t_end; /* set by the main thread before the barrier */
+static uint64_t t_begin, t_measure, t_end; /* set by the main thread before the barrier */
 static atomic_flag described = ATOMIC_FLAG_INIT;
 static atomic_flag error_shown = ATOMIC_FLAG_INIT;
 static char session_line[256] = "(no handshake completed)";
@@ -125,7 +132,7 @@ static void slot_close(slot_t *s)
 
 static void slot_start(worker_t *w, slot_t *s, uint64_t now)
 {
-    s->t_start = now;
+    s->t_start = s->t_op = now;
     s->fd = bench_connect(&cfg.addr);
     if (s->fd < 0) {
         w->st.err_connect++;
@@ -156,11 +163,44 @@ static bool wait_for(worker_t *w, slot_t *s, int ret, int *err)
 /* Ends a connection cycle and, while time remains, starts the next one at once. */
 static void finish(worker_t *w, slot_t *s, uint64_t now, bool ok)
 {
-    if (ok)
+    if (ok && !cfg.keepalive && now >= t_measure)
         w->st.hist_req[hist_index(now - s->t_start)]++;
     slot_close(s);
     if (now < t_end)
         slot_start(w, s, now);
+}
+
+/* Keep-alive: once the response is complete, counts it and sends the next request.
+ * Returns false when the slot was closed (a bad response) or nothing more is to be done now. */
+static bool keepalive_response(worker_t *w, slot_t *s, uint64_t now)
+{
+    const bench_resp_t *r = &s->resp;
+    if (!r->head_len)
+        return true; /* head not complete: read on */
+    bool delimited = r->content_length >= 0;
+    if (delimited && !bench_resp_complete(r))
+        return true;
+    /* One request at a time: nothing may follow the response's Content-Length bytes. */
+    if (r->status != 200 || !delimited || r->total != r->head_len + (size_t)r->content_length) {
+        w->st.err_request++;
+        char what[96];
+        snprintf(what, sizeof what, "keep-alive response status %d, Content-Length %ld, %zu bytes",
+                 r->status, r->content_length, r->total);
+        errno = 0;
+        show_first_error(what, 0);
+        finish(w, s, now, false);
+        return false;
+    }
+    if (now >= t_measure) {
+        w->st.requests++;
+        w->st.hist_req[hist_index(now - s->t_op)]++;
+    }
+    if (now >= t_end)
+        return false; /* the worker closes it */
+    bench_resp_init(&s->resp);
+    s->t_op = now;
+    s->state = S_WRITE;
+    return true;
 }
 
 static void drive(worker_t *w, slot_t *s)
@@ -204,12 +244,16 @@ static void drive(worker_t *w, slot_t *s)
                 finish(w, s, now, false);
                 return;
             }
-            w->st.handshakes++;
-            w->st.hist_hs[hist_index(now - s->t_start)]++;
+            if (now >= t_measure) {
+                w->st.handshakes++;
+                w->st.hist_hs[hist_index(now - s->t_start)]++;
+            }
             if (!atomic_flag_test_and_set(&described))
                 bench_describe_session(s->ssl, session_line, sizeof session_line);
-            if (cfg.request) {
+            if (cfg.request || cfg.keepalive) {
                 bench_resp_init(&s->resp);
+                if (cfg.keepalive) /* from now on each request has its own timeout */
+                    s->t_op = now;
                 s->state = S_WRITE;
             } else {
                 /* Our close_notify follows the Finished, so the server's close proves it completed
@@ -220,7 +264,9 @@ static void drive(worker_t *w, slot_t *s)
             }
             break;
         case S_WRITE:
-            ret = SSL_write(s->ssl, REQUEST, sizeof REQUEST - 1);
+            /* After a WANT_*, OpenSSL wants the same buffer again: it is. */
+            ret = cfg.keepalive ? SSL_write(s->ssl, REQUEST_KA, sizeof REQUEST_KA - 1)
+                                : SSL_write(s->ssl, REQUEST, sizeof REQUEST - 1);
             if (ret <= 0) {
                 if (wait_for(w, s, ret, &err))
                     return;
@@ -236,15 +282,35 @@ static void drive(worker_t *w, slot_t *s)
             char buf[4096];
             ret = SSL_read(s->ssl, buf, sizeof buf);
             if (ret > 0) {
-                if (s->state == S_READ)
+                if (s->state == S_READ) {
                     bench_resp_feed(&s->resp, buf, (size_t)ret);
+                    if (cfg.keepalive && !keepalive_response(w, s, now))
+                        return;
+                }
                 continue;
             }
             if (wait_for(w, s, ret, &err))
                 return;
-            if (s->state == S_CLOSING) { /* closed by the server, cleanly or not */
+            if (s->state == S_CLOSING) {
+                /* The server's close (close_notify, EOF or reset) completes the cycle; an
+                 * alert does not: in TLS 1.3 that is how a server refuses a client
+                 * certificate after the client has finished its handshake. */
+                bool ok = err != SSL_ERROR_SSL;
+                if (!ok) {
+                    w->st.err_after++;
+                    show_first_error("alert after the handshake", err);
+                }
                 ERR_clear_error();
-                finish(w, s, now, true);
+                finish(w, s, now, ok);
+                return;
+            }
+            if (cfg.keepalive) { /* the server closed or failed a keep-alive connection */
+                w->st.err_request++;
+                char what[96];
+                snprintf(what, sizeof what, "keep-alive connection ended, %zu response bytes in",
+                         s->resp.total);
+                show_first_error(what, err);
+                finish(w, s, now, false);
                 return;
             }
             /* Connection: close: the response ends with the connection. */
@@ -252,7 +318,8 @@ static void drive(worker_t *w, slot_t *s)
                 s->resp.status == 200 &&
                 (s->resp.content_length < 0 ? s->resp.head_len > 0 : bench_resp_complete(&s->resp));
             if (ok) {
-                w->st.requests++;
+                if (now >= t_measure)
+                    w->st.requests++;
                 ERR_clear_error();
             } else {
                 w->st.err_request++;
@@ -277,7 +344,7 @@ static void sweep(worker_t *w, uint64_t now)
         if (s->state == S_IDLE) {
             if (now >= s->retry_at && now < t_end)
                 slot_start(w, s, now);
-        } else if (now - s->t_start > cfg.timeout_us) {
+        } else if (now - s->t_op > cfg.timeout_us) {
             if (s->state == S_CLOSING)
                 w->st.lingering++;
             else
@@ -323,12 +390,17 @@ static void usage(const char *prog, FILE *to)
           "  -t, --threads N        threads, each with its share of the connections (default 1)\n"
           "  -r, --request          after the handshake send GET / (Connection: close) and\n"
           "                         read the response\n"
-          "      --timeout S        a connection cycle longer than this is an error (default 10)\n",
+          "  -k, --keepalive        keep-alive requests/s: one handshake per connection, then\n"
+          "                         GET / after GET / on it (200 with Content-Length expected)\n"
+          "  -w, --warmup S         do not count the first S seconds of the run (default 0)\n"
+          "      --timeout S        a connection cycle (with -k: a handshake, a request) longer\n"
+          "                         than this is an error (default 10)\n",
           to);
     fputs(BENCH_TLS_USAGE, to);
     fputs("Without --request the client sends close_notify after the handshake and waits for\n"
-          "the server to close. Prints handshakes/s, errors and handshake latency (connect to\n"
-          "handshake done).\n",
+          "the server to close (an alert instead counts as an error). Prints handshakes/s,\n"
+          "errors and handshake latency (connect to handshake done); with --keepalive also\n"
+          "requests/s and request latency (request written to response read).\n",
           to);
 }
 
@@ -338,13 +410,15 @@ int main(int argc, char **argv)
                                              {"duration", required_argument, NULL, 'd'},
                                              {"threads", required_argument, NULL, 't'},
                                              {"request", no_argument, NULL, 'r'},
+                                             {"keepalive", no_argument, NULL, 'k'},
+                                             {"warmup", required_argument, NULL, 'w'},
                                              {"timeout", required_argument, NULL, 'T'},
                                              {"help", no_argument, NULL, 'h'},
                                              BENCH_TLS_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     cfg.tls.sni = "localhost";
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:d:t:rC:K:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:d:t:rkw:C:K:h", longopts, NULL)) != -1) {
         if (bench_tls_option(&cfg.tls, opt, optarg))
             continue;
         switch (opt) {
@@ -360,6 +434,12 @@ int main(int argc, char **argv)
         case 'r':
             cfg.request = true;
             break;
+        case 'k':
+            cfg.keepalive = true;
+            break;
+        case 'w':
+            cfg.warmup = atof(optarg);
+            break;
         case 'T':
             cfg.timeout_us = (uint64_t)(atof(optarg) * 1e6);
             break;
@@ -373,7 +453,8 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1 || !bench_parse_addr(argv[optind], &cfg.addr) || cfg.conns < 1 ||
         cfg.threads < 1 || cfg.threads > cfg.conns || cfg.seconds <= 0 || cfg.seconds > 3600 ||
-        cfg.timeout_us == 0) {
+        cfg.timeout_us == 0 || cfg.warmup < 0 || cfg.warmup >= cfg.seconds ||
+        (cfg.request && cfg.keepalive)) {
         usage(argv[0], stderr);
         return 2;
     }
@@ -403,6 +484,7 @@ int main(int argc, char **argv)
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             return 1;
     t_begin = bench_now_us();
+    t_measure = t_begin + (uint64_t)(cfg.warmup * 1e6);
     t_end = t_begin + (uint64_t)(cfg.seconds * 1e6);
     pthread_barrier_wait(&start_barrier);
 
@@ -418,39 +500,50 @@ int main(int argc, char **argv)
         sum->err_handshake += st->err_handshake;
         sum->err_request += st->err_request;
         sum->err_timeout += st->err_timeout;
+        sum->err_after += st->err_after;
         sum->lingering += st->lingering;
         for (int b = 0; b < HIST_BUCKETS; b++) {
             sum->hist_hs[b] += st->hist_hs[b];
             sum->hist_req[b] += st->hist_req[b];
         }
     }
-    double secs = (double)(bench_now_us() - t_begin) / 1e6;
-    uint64_t errors = sum->err_connect + sum->err_handshake + sum->err_request + sum->err_timeout;
+    double secs = (double)(bench_now_us() - t_measure) / 1e6; /* the counted part */
+    uint64_t errors = sum->err_connect + sum->err_handshake + sum->err_request + sum->err_timeout +
+                      sum->err_after;
     double p50 = (double)hist_quantile(sum->hist_hs, 0.50) / 1000,
            p99 = (double)hist_quantile(sum->hist_hs, 0.99) / 1000;
     double pmax = (double)hist_quantile(sum->hist_hs, 1.0) / 1000;
 
     char addr[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &cfg.addr.sin_addr, addr, sizeof addr);
-    printf("hsload: %s:%d, %d connections, %d thread(s), %.1f s, %s\n", addr,
-           ntohs(cfg.addr.sin_port), cfg.conns, cfg.threads, cfg.seconds,
-           cfg.request ? "handshake + one request" : "handshake only");
+    printf("hsload: %s:%d, %d connections, %d thread(s), %.1f s (first %.1f s not counted), %s%s\n",
+           addr, ntohs(cfg.addr.sin_port), cfg.conns, cfg.threads, cfg.seconds, cfg.warmup,
+           cfg.keepalive ? "keep-alive requests"
+           : cfg.request ? "handshake + one request"
+                         : "handshake only",
+           cfg.tls.cert ? ", client certificate" : "");
     printf("session: %s\n", session_line);
     printf("handshakes: %llu in %.2f s = %.1f/s\n", (unsigned long long)sum->handshakes, secs,
            (double)sum->handshakes / secs);
-    if (cfg.request)
-        printf("requests: %llu = %.1f/s, cycle latency p50 %.3f ms, p99 %.3f ms\n",
+    double rq50 = (double)hist_quantile(sum->hist_req, 0.5) / 1000,
+           rq99 = (double)hist_quantile(sum->hist_req, 0.99) / 1000,
+           rqmax = (double)hist_quantile(sum->hist_req, 1.0) / 1000;
+    if (cfg.request || cfg.keepalive)
+        printf("requests: %llu = %.1f/s, %s latency p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
                (unsigned long long)sum->requests, (double)sum->requests / secs,
-               (double)hist_quantile(sum->hist_req, 0.5) / 1000,
-               (double)hist_quantile(sum->hist_req, 0.99) / 1000);
-    printf("errors: %llu (connect %llu, handshake %llu, request %llu, timeout %llu); server kept "
-           "open after "
-           "close_notify: %llu\n",
+               cfg.keepalive ? "request" : "cycle", rq50, rq99, rqmax);
+    printf("errors: %llu (connect %llu, handshake %llu, alert after handshake %llu, request %llu, "
+           "timeout %llu); server kept open after close_notify: %llu\n",
            (unsigned long long)errors, (unsigned long long)sum->err_connect,
-           (unsigned long long)sum->err_handshake, (unsigned long long)sum->err_request,
-           (unsigned long long)sum->err_timeout, (unsigned long long)sum->lingering);
+           (unsigned long long)sum->err_handshake, (unsigned long long)sum->err_after,
+           (unsigned long long)sum->err_request, (unsigned long long)sum->err_timeout,
+           (unsigned long long)sum->lingering);
     printf("handshake latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", p50, p99, pmax);
-    printf("result: hs_per_s=%.1f errors=%llu p50_ms=%.3f p99_ms=%.3f\n",
+    printf("result: hs_per_s=%.1f errors=%llu p50_ms=%.3f p99_ms=%.3f",
            (double)sum->handshakes / secs, (unsigned long long)errors, p50, p99);
-    return sum->handshakes ? 0 : 1;
+    if (cfg.keepalive)
+        printf(" req_per_s=%.1f req_p50_ms=%.3f req_p99_ms=%.3f", (double)sum->requests / secs,
+               rq50, rq99);
+    printf("\n");
+    return (cfg.keepalive ? sum->requests : sum->handshakes) ? 0 : 1;
 }

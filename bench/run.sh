@@ -10,6 +10,9 @@
 #   WRK_CONNS [64]      wrk connections               HS_CONNS [32]    hsload connections
 #   WRK_THREADS [1]     wrk threads                   HS_THREADS [CPUs in CLIENT_CPU] hsload threads
 #   HS_TLS []           "tls12" or "tls13" to force the handshake benches' protocol
+#   ROWS [all]          "mtls": only the mutual-TLS rows (mTLS handshakes, and hsload's
+#                       keep-alive requests/s with and without a client certificate)
+#   KA_CONNS [WRK_CONNS] connections of hsload's keep-alive runs (hsload -k)
 #   PORT, BACKEND_PORT [free ports picked at random in 20000-29999]
 #   SERVER_CPU [0]  CLIENT_CPU [1] (a taskset list, e.g. 1-3)
 #   BUILD_DIR [build]   where build/tollgate and build/bench/* are
@@ -29,11 +32,13 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 WRK_CONNS=${WRK_CONNS:-64}
 HS_CONNS=${HS_CONNS:-32}
 HS_TLS=${HS_TLS:-}
+ROWS=${ROWS:-all}
 PORT=${PORT:-}
 BACKEND_PORT=${BACKEND_PORT:-}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 WRK_THREADS=${WRK_THREADS:-1}
+KA_CONNS=${KA_CONNS:-$WRK_CONNS}
 KEEP_TMP=${KEEP_TMP:-0}
 QUIET_WAIT=${QUIET_WAIT:-60}
 CLK_TCK=$(getconf CLK_TCK)
@@ -48,6 +53,8 @@ for cmd in wrk taskset openssl awk; do command -v $cmd >/dev/null || die "$cmd i
 [[ " $SERVERS " = *" nginx "* ]] && { command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx-light)"; }
 [[ " $SERVERS " = *" haproxy "* ]] && { command -v haproxy >/dev/null || die "haproxy is not installed"; }
 case $HS_TLS in "" | tls12 | tls13) ;; *) die "HS_TLS is tls12, tls13 or empty" ;; esac
+case $ROWS in all | mtls) ;; *) die "ROWS is all or mtls" ;; esac
+[[ $ROWS = mtls ]] && IDLE_CONNS=0 # no memory row then
 if (($(nproc) < 2)); then
   log "warning: fewer than 2 CPUs: server and load generator share CPU $SERVER_CPU"
   CLIENT_CPU=$SERVER_CPU
@@ -145,6 +152,16 @@ make_pki() {
         -days 7 -extfile "$d/leaf.ext" -out "$d/$kt.crt" 2>/dev/null || die "openssl failed to make the $kt PKI"
     cat "$d/$kt.crt" "$d/$kt.key" >"$d/$kt.pem" # HAProxy wants both in one file
   done
+  # mutual TLS: a P-256 client CA and a P-256 client certificate signed by it
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$d/client.ext"
+  openssl req -x509 "${ec[@]}" -nodes -days 7 -subj "/O=tollgate bench/CN=tollgate bench client CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$d/client-ca.key" -out "$d/client-ca.crt" 2>/dev/null &&
+    openssl req "${ec[@]}" -nodes -subj "/C=DE/O=tollgate bench/CN=bench client" \
+      -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null &&
+    openssl x509 -req -in "$d/client.csr" -CA "$d/client-ca.crt" -CAkey "$d/client-ca.key" -CAcreateserial \
+      -days 7 -extfile "$d/client.ext" -out "$d/client.crt" 2>/dev/null || die "openssl failed to make the client PKI"
 }
 
 # ---- configurations: same certificate, TLS 1.2 + 1.3 with the suites of
@@ -154,12 +171,22 @@ CIPHERS12=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-
 CIPHERS13=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256
 CURVES=X25519:P-256:P-384
 
-write_configs() { # server kt
-  local s=$1 kt=$2 d=$TMP/$1-$2 pki=$TMP/pki
+write_configs() { # server kt: kt is ecdsa, rsa, or mtls (the ECDSA certificate, client certificates required)
+  local s=$1 kt=$2 d=$TMP/$1-$2 pki=$TMP/pki ck=$2 mtls_certs='' mtls_listener='' mtls_hdrs='' mtls_bind=''
+  [[ $kt = mtls ]] && ck=ecdsa
   mkdir -p "$d"
   case $s in
   tollgate)
     mkdir -p "$d/store"
+    if [[ $kt = mtls ]]; then
+      mtls_certs="  clients-ca:
+    type: ca
+    cert: $pki/client-ca.crt"
+      mtls_listener="    mutual_auth:
+      enabled: true
+      ca_certificates: [clients-ca]
+      verify_depth: 3"
+    fi
     cat >"$d/tollgate.yaml" <<EOF
 version: 1
 global:
@@ -173,10 +200,11 @@ global:
     max_connections: $((IDLE_CONNS + 1024))
     idle_timeout: 300s
 certificates:
-  bench-$kt:
+  bench-$ck:
     type: server
-    cert: $pki/$kt.crt
-    key: $pki/$kt.key
+    cert: $pki/$ck.crt
+    key: $pki/$ck.key
+$mtls_certs
 backends:
   app:
     servers: [127.0.0.1:$BACKEND_PORT]
@@ -187,7 +215,8 @@ listeners:
     backend: app
     security_policy: tls_cipher_policy_1_2_strict_with_1_3
     certificates:
-      default: bench-$kt
+      default: bench-$ck
+$mtls_listener
 EOF
     ;;
   nginx)
@@ -196,6 +225,15 @@ EOF
     for m in client_body proxy fastcgi uwsgi scgi; do # Debian's defaults are not writable by non-root
       grep -qa "${m}_temp_path" "$(command -v nginx)" && temps+="  ${m}_temp_path $d/tmp-$m;"$'\n'
     done
+    if [[ $kt = mtls ]]; then # $ssl_client_fingerprint is SHA-1 (the others send SHA-256)
+      mtls_certs="    ssl_client_certificate $pki/client-ca.crt;
+    ssl_verify_client on;
+    ssl_verify_depth 3;"
+      mtls_hdrs="      proxy_set_header X-Forwarded-Clientcert-subjectdn \$ssl_client_s_dn;
+      proxy_set_header X-Forwarded-Clientcert-issuerdn \$ssl_client_i_dn;
+      proxy_set_header X-Forwarded-Clientcert-fingerprint \$ssl_client_fingerprint;
+      proxy_set_header X-Forwarded-Clientcert-clientverify \$ssl_client_verify;"
+    fi
     cat >"$d/nginx.conf" <<EOF
 $user
 worker_processes 1;
@@ -217,8 +255,9 @@ $temps  keepalive_timeout 300s;
   }
   server {
     listen 127.0.0.1:$PORT ssl;
-    ssl_certificate $pki/$kt.crt;
-    ssl_certificate_key $pki/$kt.key;
+    ssl_certificate $pki/$ck.crt;
+    ssl_certificate_key $pki/$ck.key;
+$mtls_certs
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers $CIPHERS12;
     ssl_conf_command Ciphersuites $CIPHERS13;
@@ -233,12 +272,20 @@ $temps  keepalive_timeout 300s;
       proxy_set_header X-Forwarded-Proto https;
       proxy_set_header X-Forwarded-Port \$server_port;
       proxy_set_header X-Forwarded-Client-Srcport \$remote_port;
+$mtls_hdrs
     }
   }
 }
 EOF
     ;;
   haproxy)
+    if [[ $kt = mtls ]]; then # no verify-depth setting: OpenSSL's default (100) applies
+      mtls_bind=" ca-file $pki/client-ca.crt verify required"
+      mtls_hdrs="  http-request set-header X-Forwarded-Clientcert-subjectdn %[ssl_c_s_dn(,0,rfc2253)]
+  http-request set-header X-Forwarded-Clientcert-issuerdn %[ssl_c_i_dn(,0,rfc2253)]
+  http-request set-header X-Forwarded-Clientcert-fingerprint %[ssl_c_der,sha2(256),hex,lower]
+  http-request set-header X-Forwarded-Clientcert-clientverify SUCCESS if { ssl_c_verify 0 }"
+    fi
     cat >"$d/haproxy.cfg" <<EOF
 global
   nbthread 1
@@ -258,11 +305,12 @@ defaults
   timeout http-keep-alive 300s
 
 frontend bench
-  bind 127.0.0.1:$PORT ssl crt $pki/$kt.pem curves $CURVES
+  bind 127.0.0.1:$PORT ssl crt $pki/$ck.pem curves $CURVES$mtls_bind
   option forwardfor
   http-request set-header X-Forwarded-Proto https
   http-request set-header X-Forwarded-Port %[dst_port]
   http-request set-header X-Forwarded-Client-Srcport %[src_port]
+$mtls_hdrs
   default_backend app
 
 backend app
@@ -419,21 +467,33 @@ wait_quiet() { # waits up to QUIET_WAIT s for the CPUs to be free of other proce
 }
 
 # ---- results: RES[server:metric:run]; NOISY[server:group:run] marks a disturbed measurement ----
-declare -A RES NOISY FOREIGN SESSION HEADS
+declare -A RES NOISY FOREIGN SESSION HEADS CCERT
 add() { RES[$1:$3:$2]=$4; } # server run metric value
 ERRORS=()
 
+CLIENT_CERT=(-C "$TMP/pki/client.crt" -K "$TMP/pki/client.key") # hsload's options for mutual TLS
 sanity_check() { # server kt: one request through the proxy; the backend logs its head
-  local s=$1 kt=$2 body
+  local s=$1 kt=$2 body cert=() head
   command -v curl >/dev/null || return 0
-  body=$(curl -sk --max-time 5 "https://127.0.0.1:$PORT/trace-head/$s-$kt")
+  if [[ $kt = mtls ]]; then
+    # Without a client certificate the request must fail (TLS 1.3: the alert comes after
+    # curl's handshake, with or instead of the response).
+    body=$(curl -sk --max-time 5 "https://127.0.0.1:$PORT/trace-head/$s-$kt-nocert")
+    [[ $body = "hello world!" ]] && ERRORS+=("$s (mtls): a request WITHOUT a client certificate was answered: client verification is off")
+    cert=(--cert "$TMP/pki/client.crt" --key "$TMP/pki/client.key")
+  fi
+  body=$(curl -sk "${cert[@]}" --max-time 5 "https://127.0.0.1:$PORT/trace-head/$s-$kt")
   if [[ $body != "hello world!" ]]; then
     ERRORS+=("$s ($kt): a request through it did not return the backend's body")
     return 1
   fi
   sleep 0.2
-  HEADS[$s]=$(awk -v p="/trace-head/$s-$kt " 'index($0, p) { on = 1 } on && /^\r?$/ { exit } on' "$TMP/backend.log" |
-    grep -io '^x-forwarded-[a-z-]*' | tr 'A-Z' 'a-z' | sort | paste -sd ' ')
+  head=$(awk -v p="/trace-head/$s-$kt " 'index($0, p) { on = 1 } on && /^\r?$/ { exit } on' "$TMP/backend.log" | tr -d '\r')
+  if [[ $kt = mtls ]]; then
+    CCERT[$s]=$(grep -i '^x-forwarded-clientcert-' <<<"$head" | sed 's/^[Xx]-[Ff]orwarded-[Cc]lientcert-//' | paste -sd ';' | sed 's/;/; /g')
+  else
+    HEADS[$s]=$(grep -io '^x-forwarded-[a-z-]*' <<<"$head" | tr 'A-Z' 'a-z' | sort | paste -sd ' ')
+  fi
 }
 
 measure_idle() { # server run
@@ -501,13 +561,15 @@ run_wrk() { # server run
 
 run_hsload() { # server kt run
   local s=$1 kt=$2 r=$3 out=$TMP/$1-hs-$2-$3.txt c0 c1 t0 t1 sig cpu line
+  local cert=()
   sig=ECDSA+SHA256
   [[ $kt = rsa ]] && sig=rsa_pss_rsae_sha256:RSA+SHA256
+  [[ $kt = mtls ]] && cert=("${CLIENT_CERT[@]}")
   wait_quiet
   mark
   c0=$(cpu_ticks) t0=$(now_ns)
   timeout $((HS_DURATION + 30)) taskset -c "$CLIENT_CPU" "$BENCH/hsload" -c "$HS_CONNS" -t "$HS_THREADS" -d "$HS_DURATION" \
-    --sigalgs "$sig" ${HS_TLS:+--$HS_TLS} "127.0.0.1:$PORT" >"$out" 2>&1
+    --sigalgs "$sig" ${HS_TLS:+--$HS_TLS} "${cert[@]}" "127.0.0.1:$PORT" >"$out" 2>&1
   c1=$(cpu_ticks) t1=$(now_ns)
   foreign_since_mark "$s" "$r" "hs_$kt" "$kt handshakes"
   line=$(grep '^result:' "$out") || {
@@ -529,27 +591,82 @@ run_hsload() { # server kt run
   add "$s" "$r" "hs_${kt}_eff" "$(awk -v a="$hs" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", a * 100 / c }')"
   SESSION[$s:$kt]=$(sed -n 's/^session: //p' "$out")
   ((err > 0)) && ERRORS+=("$s $kt run $r: hsload counted $err errors: $(grep -m1 'first error' "$out")")
-  case $kt:${SESSION[$s:$kt]} in ecdsa:*"key EC"* | rsa:*"key RSA"*) ;; *) ERRORS+=("$s $kt run $r: unexpected session: ${SESSION[$s:$kt]}") ;; esac
+  case $kt:${SESSION[$s:$kt]} in ecdsa:*"key EC"* | mtls:*"key EC"* | rsa:*"key RSA"*) ;; *) ERRORS+=("$s $kt run $r: unexpected session: ${SESSION[$s:$kt]}") ;; esac
   log "$s: $kt handshakes $hs/s (p50 $p50 ms, p99 $p99 ms), server CPU $cpu%, errors $err"
 }
 
-bench_server() { # server run: a fresh server for each key type; a dead server ends its part
+# Keep-alive requests with hsload -k, which (unlike wrk) can present a client certificate: the
+# same tool with and without mTLS, so their ratio is the cost of mTLS and its four headers.
+run_hka() { # server kt(ecdsa|mtls) run
+  local s=$1 kt=$2 r=$3 out=$TMP/$1-hka-$2-$3.txt m=hka cert=() c0 c1 t0 t1 cpu vals
+  [[ $kt = mtls ]] && { m=hkam; cert=("${CLIENT_CERT[@]}"); }
+  local ka=("$BENCH/hsload" -k -c "$KA_CONNS" -t "$HS_THREADS" --sigalgs ECDSA+SHA256 "${cert[@]}")
+  timeout 40 taskset -c "$CLIENT_CPU" "${ka[@]}" -d 2 "127.0.0.1:$PORT" >/dev/null 2>&1 # warm-up, as for wrk
+  wait_quiet
+  mark
+  c0=$(cpu_ticks) t0=$(now_ns)
+  # The first second (the KA_CONNS handshakes) is not counted: requests/s of established connections.
+  timeout $((DURATION + 31)) taskset -c "$CLIENT_CPU" "${ka[@]}" -d $((DURATION + 1)) -w 1 "127.0.0.1:$PORT" >"$out" 2>&1
+  c1=$(cpu_ticks) t1=$(now_ns)
+  foreign_since_mark "$s" "$r" "$m" "keep-alive (hsload -k, $kt)"
+  vals=$(awk '$1 == "result:" { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    if (v["req_per_s"] == "") exit 1; print v["req_per_s"], v["req_p50_ms"], v["req_p99_ms"], v["errors"]; ok = 1 }
+    END { exit !ok }' "$out") || {
+    ERRORS+=("$s $kt run $r: hsload -k failed: $(tail -3 "$out" | tr '\n' ' ')")
+    return 1
+  }
+  local rps p50 p99 err
+  read -r rps p50 p99 err <<<"$vals"
+  if [[ ${rps%.*} = 0 ]]; then
+    ERRORS+=("$s $kt run $r: no keep-alive request completed: $(grep -m1 'first error' "$out")")
+    return 1
+  fi
+  cpu=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
+  add "$s" "$r" "${m}_rps" "$rps"
+  add "$s" "$r" "${m}_p50" "$p50"
+  add "$s" "$r" "${m}_p99" "$p99"
+  add "$s" "$r" "${m}_cpu" "$cpu"
+  add "$s" "$r" "${m}_eff" "$(awk -v a="$rps" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", a * 100 / c }')"
+  ((err > 0)) && ERRORS+=("$s $kt run $r: hsload -k counted $err errors: $(grep -m1 'first error' "$out")")
+  log "$s: keep-alive (hsload -k, $kt) $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu%, errors $err"
+}
+
+bench_server() { # server run: a fresh server for each group; a dead server ends its part
   local s=$1 r=$2
+  if [[ $ROWS = all ]]; then
+    if start_server "$s" ecdsa; then
+      ((r == 1)) && sanity_check "$s" ecdsa
+      server_alive "run $r idle memory" && measure_idle "$s" "$r"
+      server_alive "run $r keep-alive" && run_wrk "$s" "$r"
+      server_alive "run $r ECDSA handshakes" && run_hsload "$s" ecdsa "$r"
+      server_alive "the end of run $r" && stop_server
+    else
+      ERRORS+=("$s (ecdsa) run $r: did not start")
+    fi
+    if start_server "$s" rsa; then
+      ((r == 1)) && sanity_check "$s" rsa
+      server_alive "run $r RSA handshakes" && run_hsload "$s" rsa "$r"
+      server_alive "the end of run $r" && stop_server
+    else
+      ERRORS+=("$s (rsa) run $r: did not start")
+    fi
+  fi
+  # The keep-alive pair, each on a fresh server: without mTLS (the ECDSA configuration)...
   if start_server "$s" ecdsa; then
-    ((r == 1)) && sanity_check "$s" ecdsa
-    server_alive "run $r idle memory" && measure_idle "$s" "$r"
-    server_alive "run $r keep-alive" && run_wrk "$s" "$r"
-    server_alive "run $r ECDSA handshakes" && run_hsload "$s" ecdsa "$r"
+    [[ $ROWS = mtls ]] && ((r == 1)) && sanity_check "$s" ecdsa
+    server_alive "run $r keep-alive (hsload -k)" && run_hka "$s" ecdsa "$r"
     server_alive "the end of run $r" && stop_server
   else
     ERRORS+=("$s (ecdsa) run $r: did not start")
   fi
-  if start_server "$s" rsa; then
-    ((r == 1)) && sanity_check "$s" rsa
-    server_alive "run $r RSA handshakes" && run_hsload "$s" rsa "$r"
+  # ... and with it, then mTLS handshakes on the same server.
+  if start_server "$s" mtls; then
+    ((r == 1)) && sanity_check "$s" mtls
+    server_alive "run $r keep-alive (hsload -k, mTLS)" && run_hka "$s" mtls "$r"
+    server_alive "run $r mTLS handshakes" && run_hsload "$s" mtls "$r"
     server_alive "the end of run $r" && stop_server
   else
-    ERRORS+=("$s (rsa) run $r: did not start")
+    ERRORS+=("$s (mtls) run $r: did not start")
   fi
 }
 
@@ -558,7 +675,8 @@ median() { tr ' ' '\n' | awk 'NF { a[n++] = $1 } END { if (!n) exit; asort_n(a, 
   function asort_n(a, n,   i, j, t) { for (i = 1; i < n; i++) for (j = i; j > 0 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }'; }
 values() { # server metric clean-only: the runs' values, without noisy ones if clean-only is 1
   local g r out=()
-  case $2 in ka_*) g=ka ;; hs_ecdsa*) g=hs_ecdsa ;; hs_rsa*) g=hs_rsa ;; *) g=idle ;; esac
+  case $2 in ka_*) g=ka ;; hka_*) g=hka ;; hkam_*) g=hkam ;; hs_ecdsa*) g=hs_ecdsa ;; hs_rsa*) g=hs_rsa ;;
+  hs_mtls*) g=hs_mtls ;; *) g=idle ;; esac
   for ((r = 1; r <= RUNS; r++)); do
     [[ -n ${RES[$1:$2:$r]:-} ]] || continue
     (($3)) && [[ -n ${NOISY[$1:$g:$r]:-} ]] && continue
@@ -612,36 +730,65 @@ print_table() {
       ((judged)) && { if ((met)); then verdict+=": met"; else verdict+=": MISSED"; fi; } ;;
     hs) verdict="≥ 0.95× nginx"
       ((has_tg)) && [[ -n $n && $n != - ]] && { if ge "$n" 0.95; then verdict+=": met"; else verdict+=": MISSED"; fi; } ;;
+    kam) verdict="≥ 0.95× tollgate without mTLS"
+      local k
+      k=$(ratio "$tg" "$(med tollgate hka_rps)")
+      [[ -n $k && $k != - ]] && { if ge "$k" 0.95; then verdict+=" ($k): met"; else verdict+=" ($k): MISSED"; fi; } ;;
     mem) verdict="≤ 20 KiB"
       [[ -n $tg ]] && { if awk -v v="$tg" 'BEGIN { exit !(v <= 20) }'; then verdict+=": met"; else verdict+=": MISSED"; fi; } ;;
     esac
     echo "$line $verdict |"
   }
-  row ka_rps 0 "keep-alive HTTPS requests/s (wrk -c$WRK_CONNS, 13-byte body)" ka spread
-  row ka_p50 3 "keep-alive latency p50 (ms)"
-  row ka_p99 3 "keep-alive latency p99 (ms)"
-  row ka_cpu 0 "server CPU during keep-alive (% of one core)"
-  row ka_eff 0 "keep-alive requests per server CPU-second" '' spread
-  row hs_ecdsa 0 "full TLS handshakes/s, ECDSA P-256" hs spread
-  row hs_ecdsa_cpu 0 "server CPU during ECDSA handshakes (%)"
-  row hs_ecdsa_eff 0 "ECDSA handshakes per server CPU-second" '' spread
-  row hs_rsa 0 "full TLS handshakes/s, RSA-2048" hs spread
-  row hs_rsa_cpu 0 "server CPU during RSA handshakes (%)"
-  row hs_rsa_eff 0 "RSA handshakes per server CPU-second" '' spread
-  ((IDLE_CONNS > 0)) && row idle_kib 1 "KiB per idle keep-alive TLS connection ($IDLE_CONNS idle)" mem spread
+  if [[ $ROWS = all ]]; then
+    row ka_rps 0 "keep-alive HTTPS requests/s (wrk -c$WRK_CONNS, 13-byte body)" ka spread
+    row ka_p50 3 "keep-alive latency p50 (ms)"
+    row ka_p99 3 "keep-alive latency p99 (ms)"
+    row ka_cpu 0 "server CPU during keep-alive (% of one core)"
+    row ka_eff 0 "keep-alive requests per server CPU-second" '' spread
+    row hs_ecdsa 0 "full TLS handshakes/s, ECDSA P-256" hs spread
+    row hs_ecdsa_cpu 0 "server CPU during ECDSA handshakes (%)"
+    row hs_ecdsa_eff 0 "ECDSA handshakes per server CPU-second" '' spread
+    row hs_rsa 0 "full TLS handshakes/s, RSA-2048" hs spread
+    row hs_rsa_cpu 0 "server CPU during RSA handshakes (%)"
+    row hs_rsa_eff 0 "RSA handshakes per server CPU-second" '' spread
+    ((IDLE_CONNS > 0)) && row idle_kib 1 "KiB per idle keep-alive TLS connection ($IDLE_CONNS idle)" mem spread
+  fi
+  row hs_mtls 0 "full TLS handshakes/s, ECDSA, mTLS (ECDSA client cert)" hs spread
+  row hs_mtls_cpu 0 "server CPU during mTLS handshakes (%)"
+  row hs_mtls_eff 0 "mTLS handshakes per server CPU-second" '' spread
+  row hka_rps 0 "keep-alive requests/s, hsload -k -c$KA_CONNS, no client cert" '' spread
+  row hka_p50 3 "… latency p50 (ms)"
+  row hka_p99 3 "… latency p99 (ms)"
+  row hka_cpu 0 "… server CPU (% of one core)"
+  row hka_eff 0 "… requests per server CPU-second" '' spread
+  row hkam_rps 0 "keep-alive requests/s, hsload -k -c$KA_CONNS, mTLS + 4 client-cert headers" kam spread
+  row hkam_p50 3 "… latency p50 (ms)"
+  row hkam_p99 3 "… latency p99 (ms)"
+  row hkam_cpu 0 "… server CPU (% of one core)"
+  row hkam_eff 0 "… requests per server CPU-second" '' spread
+  echo
+  # The mTLS cost of each server on its own: keep-alive with mTLS over without, same tool.
+  local line='' k e
+  for s in $SERVERS; do
+    k=$(ratio "$(med "$s" hkam_rps)" "$(med "$s" hka_rps)")
+    e=$(ratio "$(med "$s" hkam_eff)" "$(med "$s" hka_eff)")
+    line+="${line:+; }$s ${k:--} (per server CPU-second ${e:--})"
+  done
+  echo "keep-alive requests/s with mTLS ÷ without (hsload -k both; target for tollgate ≥ 0.95): $line"
   echo
   echo "±: half the range of the runs behind the median, in % of it. Medians leave out measurements"
   echo "during which other processes took more than 10% of a core, unless every run of that cell"
   echo "was disturbed$( ((STARRED)) && echo " (marked *)")."
   echo
   for s in $SERVERS; do
-    printf -- '- %s: %s (ECDSA run); forwarded headers seen by the backend: %s; other processes'"'"' CPU during its measurements: median %s%%, max %s%% of a core\n' \
-      "$s" "${SESSION[$s:ecdsa]:-no handshake}" "${HEADS[$s]:-?}" "$(median <<<"${FOREIGN[$s]:-}")" \
-      "$(tr ' ' '\n' <<<"${FOREIGN[$s]:-}" | sort -n | tail -1)"
+    printf -- '- %s: %s (%s run); forwarded headers seen by the backend: %s; other processes'"'"' CPU during its measurements: median %s%%, max %s%% of a core\n' \
+      "$s" "${SESSION[$s:ecdsa]:-${SESSION[$s:mtls]:-no handshake}}" "$([[ -n ${SESSION[$s:ecdsa]:-} ]] && echo ECDSA || echo mTLS)" \
+      "${HEADS[$s]:-?}" "$(median <<<"${FOREIGN[$s]:-}")" "$(tr ' ' '\n' <<<"${FOREIGN[$s]:-}" | sort -n | tail -1)"
+    printf -- '  - with mTLS, X-Forwarded-Clientcert-* seen by the backend: %s\n' "${CCERT[$s]:-?}"
   done
   local first='' sess
   for s in $SERVERS; do # same protocol, suite and group everywhere, or the comparison is off
-    sess=${SESSION[$s:ecdsa]:-}
+    sess=${SESSION[$s:ecdsa]:-${SESSION[$s:mtls]:-}}
     [[ -z $sess ]] && continue
     sess=${sess%%, server key*}
     if [[ -z $first ]]; then first=$sess; elif [[ $sess != "$first" ]]; then ERRORS+=("negotiated sessions differ: $first vs $s: $sess"); fi
@@ -653,13 +800,13 @@ print_table() {
 }
 
 # ---- main ----
-log "servers: $SERVERS; runs: $RUNS; wrk ${DURATION}s, hsload ${HS_DURATION}s, $IDLE_CONNS idle connections; server on CPU $SERVER_CPU, clients and backend on CPU $CLIENT_CPU; ports $PORT (server), $BACKEND_PORT (backend); temp $TMP"
+log "servers: $SERVERS; rows: $ROWS; runs: $RUNS; wrk ${DURATION}s, hsload ${HS_DURATION}s, $IDLE_CONNS idle connections; server on CPU $SERVER_CPU, clients and backend on CPU $CLIENT_CPU; ports $PORT (server), $BACKEND_PORT (backend); temp $TMP"
 b0=$(cpus_busy)
 sleep 1
 busy=$((($(cpus_busy) - b0) * 100 / CLK_TCK))
 ((busy > 10)) && log "warning: other processes use ${busy}% of a core on CPUs $CPUS: expect noisy numbers"
 make_pki
-for s in $SERVERS; do for kt in ecdsa rsa; do write_configs "$s" "$kt"; done; done
+for s in $SERVERS; do for kt in ecdsa rsa mtls; do write_configs "$s" "$kt"; done; done
 taskset -c "$CLIENT_CPU" "$BENCH/backend" "$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
 BACKEND_PID=$!
 STARTED+=("$BACKEND_PID")
