@@ -91,6 +91,10 @@ static SSL_CTX *ctx_new(const tg_conf_listener_t *lc, const tg_sni_slot_t *slot,
     SSL_CTX_set_read_ahead(ctx, 1);
     /* Tickets only: a per-context session cache would be per worker and lost on reload. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* One TLS 1.3 ticket, not OpenSSL's two: an HTTP/1.1 client resumes one connection at
+     * a time, and OpenSSL 3.0 re-encodes and re-decodes the whole session (the client's
+     * certificate too, under mutual authentication) for each ticket it makes. */
+    SSL_CTX_set_num_tickets(ctx, 1);
     tg__tls_tickets_attach(ctx);
     /* Sessions carry the listener's id and client verification (tg__tls_sid_ctx), so one
      * never resumes into another listener or past a certificate check it did not pass. */
