@@ -8,7 +8,10 @@
 #include <stdint.h>
 
 struct event_base;
+struct timeval;
 struct tg_uppool_s;
+
+#define TG_LOOP_TIMEOUTS_MAX 16
 
 #define TG_BUF_SIZE 16384 /* one TLS record's worth of plaintext */
 
@@ -25,6 +28,11 @@ typedef struct tg_loop_s {
     struct event_base *base;
     unsigned id;
     struct tg_uppool_s *uppool;
+    struct {
+        uint64_t ms;
+        const struct timeval *tv;
+    } _timeouts[TG_LOOP_TIMEOUTS_MAX]; /* libevent common timeouts by duration */
+    size_t _ntimeouts;
     void **_free_bufs; /* a stack of TG_BUF_SIZE blocks kept for reuse */
     size_t _nfree;
     size_t _free_cap;
@@ -32,6 +40,9 @@ typedef struct tg_loop_s {
 
 void tg_loop_init(tg_loop_t *loop, struct event_base *base, unsigned id);
 void tg_loop_destroy(tg_loop_t *loop);
+/* The timeval to arm a timer of ms with. Timers of one duration share a libevent "common
+ * timeout" queue, so re-arming one per request is O(1) instead of a heap update. */
+const struct timeval *tg_loop_timeout(tg_loop_t *loop, uint64_t ms);
 
 static inline size_t tg_buf_len(const tg_buf_t *b)
 {

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "tollgate/core.h"
 #include "tollgate/loop.h"
 
@@ -22,6 +24,26 @@ void tg_loop_destroy(tg_loop_t *loop)
     free(loop->_free_bufs);
     loop->_free_bufs = NULL;
     loop->_nfree = loop->_free_cap = 0;
+}
+
+const struct timeval *tg_loop_timeout(tg_loop_t *loop, uint64_t ms)
+{
+    for (size_t i = 0; i < loop->_ntimeouts; i++)
+        if (loop->_timeouts[i].ms == ms)
+            return loop->_timeouts[i].tv;
+    struct timeval plain = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    const struct timeval *tv = event_base_init_common_timeout(loop->base, &plain);
+    if (tv == NULL || loop->_ntimeouts == TG_LOOP_TIMEOUTS_MAX) {
+        /* Past a handful of distinct durations (a reload-happy config), fall back to a
+         * plain heap timer: correct, only slower. */
+        static _Thread_local struct timeval spare;
+        spare = plain;
+        return &spare;
+    }
+    loop->_timeouts[loop->_ntimeouts].ms = ms;
+    loop->_timeouts[loop->_ntimeouts].tv = tv;
+    loop->_ntimeouts++;
+    return tv;
 }
 
 static char *block_get(tg_loop_t *loop)

@@ -120,8 +120,7 @@ static void set_timer(tg_h1conn_t *c, int kind)
         evtimer_del(&c->timer);
         return;
     }
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evtimer_add(&c->timer, &tv);
+    evtimer_add(&c->timer, tg_loop_timeout(c->srv->loop, ms));
 }
 
 /* Run drive() soon from the event loop instead of from inside a callback. It comes as a

@@ -27,8 +27,7 @@ static void timer_stop(tg_exchange_t *ex)
 
 static void timer_start(tg_exchange_t *ex, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evtimer_add(&ex->timer, &tv);
+    evtimer_add(&ex->timer, tg_loop_timeout(ex->loop, ms));
     ex->timer_set = true;
 }
 
