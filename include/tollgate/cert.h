@@ -58,6 +58,10 @@ tg_cert_t *tg_cert_load_mem(const char *id, tg_cert_type_t type, const char *cer
 
 void tg_cert_free(tg_cert_t *cert);
 
+/* A distinguished name as `openssl x509 -nameopt RFC2253` prints it (RFC 4514 form), with
+ * any control byte escaped as \XX so it is safe in a header or a log line; malloc'd. */
+char *tg_cert_dn_format(const X509_NAME *name);
+
 /* "rsa", "ec", "other" */
 const char *tg_cert_key_type_name(tg_key_type_t t);
 /* 64 lowercase hex digits and NUL into out[65]. */

@@ -114,9 +114,4 @@ void tg_tls_identity_free(tg_tls_identity_t *id);
 void tg_tls_handshake_failed(const tg_tls_listener_t *tl, SSL *ssl, const char *listener,
                              const char *client_addr);
 
-/* A distinguished name in RFC 4514 form, byte for byte what `openssl x509 -nameopt
- * RFC2253` prints (which escapes every control and non-ASCII byte, so the text is safe in
- * an HTTP header). Returns a string to free(), or NULL if name is NULL. */
-char *tg_tls_dn_format(const X509_NAME *name);
-
 #endif

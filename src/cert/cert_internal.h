@@ -24,8 +24,4 @@ int tg__cert_time(const ASN1_TIME *t, time_t *out);
 /* "YYYY-MM-DD" (UTC) into out[11]. */
 void tg__cert_format_date(time_t t, char out[11]);
 
-/* A name in RFC 2253 form, as `openssl x509 -nameopt RFC2253` prints it; NULL when the
- * BIO cannot be allocated. */
-char *tg__cert_name_rfc2253(const X509_NAME *name);
-
 #endif

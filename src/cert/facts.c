@@ -1,6 +1,7 @@
 /* cert facts: what operators and the SNI table read off a certificate (names, key, dates,
  * fingerprint, subject and issuer), and their small formatters. */
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -65,19 +66,48 @@ void tg__cert_format_date(time_t t, char out[11])
         strcpy(out, "?");
 }
 
-char *tg__cert_name_rfc2253(const X509_NAME *name)
+/* Bytes an HTTP header value or a log line must not carry raw. */
+static bool unsafe(unsigned char c)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL)
+    return c < 0x20 || c == 0x7f;
+}
+
+char *tg_cert_dn_format(const X509_NAME *name)
+{
+    if (name == NULL)
         return NULL;
-    char *s = NULL;
-    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return NULL;
+    char *out = NULL;
+    /* XN_FLAG_RFC2253 is what `-nameopt RFC2253` selects: RFC 2253 escaping, most
+     * specific RDN first, "+" inside a multi-valued RDN, unknown types as #hex, and every
+     * control and non-ASCII byte as \XX. */
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
         char *data = NULL;
-        long n = BIO_get_mem_data(bio, &data);
-        s = tg_strndup(n > 0 ? data : "", n > 0 ? (size_t)n : 0);
+        long n = BIO_get_mem_data(b, &data);
+        size_t len = n > 0 ? (size_t)n : 0, extra = 0;
+        for (size_t i = 0; i < len; i++)
+            extra += unsafe((unsigned char)data[i]) ? 2 : 0;
+        out = tg_malloc(len + extra + 1);
+        size_t o = 0;
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)data[i];
+            if (unsafe(c)) {
+                /* OpenSSL escapes these already; should that ever change, a header value
+                 * still never carries a CR or LF. */
+                static const char hex[] = "0123456789ABCDEF";
+                out[o++] = '\\';
+                out[o++] = hex[c >> 4];
+                out[o++] = hex[c & 15];
+            } else {
+                out[o++] = (char)c;
+            }
+        }
+        out[o] = '\0';
     }
-    BIO_free(bio);
-    return s;
+    BIO_free(b);
+    return out;
 }
 
 /* Only ASCII is folded: DNS names are ASCII (IDNs travel as punycode), and the locale of
@@ -157,8 +187,8 @@ int tg__cert_facts(tg_cert_t *c, X509 *x, time_t now, const char **why)
         *why = "cannot compute the SHA-256 fingerprint";
         return -1;
     }
-    c->subject = tg__cert_name_rfc2253(X509_get_subject_name(x));
-    c->issuer = tg__cert_name_rfc2253(X509_get_issuer_name(x));
+    c->subject = tg_cert_dn_format(X509_get_subject_name(x));
+    c->issuer = tg_cert_dn_format(X509_get_issuer_name(x));
     if (c->subject == NULL || c->issuer == NULL) {
         *why = "cannot format the subject or issuer";
         return -1;

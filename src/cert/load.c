@@ -320,7 +320,7 @@ static void check_dates(load_t *ld, X509 *x, const char *what)
 /* "certificate #2 (CN=...)" for messages about one member of a bundle. */
 static char *describe(X509 *x, int index, const char *kind)
 {
-    char *subject = tg__cert_name_rfc2253(X509_get_subject_name(x));
+    char *subject = tg_cert_dn_format(X509_get_subject_name(x));
     char *s = tg_sprintf("%s #%d (%s)", kind, index + 1, subject ? subject : "?");
     free(subject);
     return s;
@@ -411,7 +411,7 @@ static void load_crl(load_t *ld, tg_cert_t *c, const char *data, size_t len)
     }
     ERR_clear_error();
     if (!signed_ok) {
-        char *name = tg__cert_name_rfc2253(issuer);
+        char *name = tg_cert_dn_format(issuer);
         if (!named)
             report(ld, TG_SEV_ERROR, ld->crl_pos,
                    "the CRL in %s is issued by %s, which is not a certificate of this entry",

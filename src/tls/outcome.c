@@ -152,8 +152,8 @@ void tg_tls_handshake_failed(const tg_tls_listener_t *tl, SSL *ssl, const char *
                     errors[0] ? errors : "connection closed");
         return;
     }
-    char *subject = vf->leaf ? tg_tls_dn_format(X509_get_subject_name(vf->leaf)) : NULL;
-    char *issuer = vf->leaf ? tg_tls_dn_format(X509_get_issuer_name(vf->leaf)) : NULL;
+    char *subject = vf->leaf ? tg_cert_dn_format(X509_get_subject_name(vf->leaf)) : NULL;
+    char *issuer = vf->leaf ? tg_cert_dn_format(X509_get_issuer_name(vf->leaf)) : NULL;
     tg_log_warn("listener \"%s\": TLS handshake with %s failed: reason=%s subject=\"%s\" "
                 "issuer=\"%s\" (%s, at depth %d)",
                 listener, client_addr, tg_tls_fail_name(reason), subject ? subject : "",

@@ -138,7 +138,7 @@ static void add(X509_NAME *n, const char *field, const char *value, int set)
 
 static void assert_dn(X509_NAME *n, const char *want)
 {
-    char *got = tg_tls_dn_format(n);
+    char *got = tg_cert_dn_format(n);
     assert_non_null(got);
     assert_string_equal(got, want);
     free(got);
@@ -181,7 +181,7 @@ static void test_dn_rfc4514(void **state)
     assert_dn(n, "1.3.6.1.4.1.99999.1=#0C0176");
 
     assert_dn(X509_NAME_new(), "");
-    assert_null(tg_tls_dn_format(NULL));
+    assert_null(tg_cert_dn_format(NULL));
 }
 
 static void test_dn_never_carries_control_bytes(void **state)
@@ -190,7 +190,7 @@ static void test_dn_never_carries_control_bytes(void **state)
     X509_NAME *n = X509_NAME_new();
     add(n, "CN", "evil\r\nX-Injected: 1", 0);
     add(n, "O", "tab\there\x7f", 0);
-    char *got = tg_tls_dn_format(n);
+    char *got = tg_cert_dn_format(n);
     assert_non_null(got);
     for (const char *p = got; *p; p++)
         assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f);
