@@ -127,6 +127,9 @@ int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, siz
 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade: the
  * headers of one hop that a proxy never forwards (RFC 9110 §7.6.1). */
 bool tg_http_hop_by_hop(tg_http_header_id_t id);
+/* Whether a Connection header among hs[0..n) names h, which makes h hop-by-hop too
+ * (RFC 9110 §7.6.1). */
+bool tg_http_named_by_connection(const tg_http_header_t *hs, size_t n, const tg_http_header_t *h);
 /* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
 bool tg_http_token_list_has(const char *list, size_t list_len, const char *token, size_t token_len);
 /* Case-insensitive ASCII compare of n bytes. */

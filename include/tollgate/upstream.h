@@ -62,7 +62,6 @@ struct tg_upconn_s {
     void *_arg;
     struct tg_uppool_entry_s *_entry;
     tg_upconn_t *_next; /* idle list */
-    uint64_t _idle_since_ms;
 };
 
 /* An idle kept-alive connection to addr, or a new non-blocking one (connected becomes

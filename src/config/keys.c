@@ -384,18 +384,27 @@ void tg__set_enum(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const t
             valid);
 }
 
+/* The scalar text of val, or NULL (with the problem reported) when it is not a scalar or
+ * is empty. */
+static const char *nonempty_scalar(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k,
+                                   const tg__node_t *key, const tg__node_t *val)
+{
+    const char *text = tg__scalar(c, s, key, val);
+    if (text != NULL && text[0] == '\0') {
+        tg__err(c, val, "%s: %s must not be empty", s->label, k->name);
+        return NULL;
+    }
+    return text;
+}
+
 void tg__set_path(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const tg__node_t *key,
                   const tg__node_t *val)
 {
-    const char *text = tg__scalar(c, s, key, val);
+    const char *text = nonempty_scalar(c, s, k, key, val);
     char **field = FIELD(s, k, char *);
 
     if (text == NULL)
         return;
-    if (text[0] == '\0') {
-        tg__err(c, val, "%s: %s must not be empty", s->label, k->name);
-        return;
-    }
     free(*field);
     *field = tg__resolve(c->cfg, text);
     tg__set_pos(k, s->obj, val);
@@ -404,15 +413,11 @@ void tg__set_path(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const t
 void tg__set_token(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const tg__node_t *key,
                    const tg__node_t *val)
 {
-    const char *text = tg__scalar(c, s, key, val);
+    const char *text = nonempty_scalar(c, s, k, key, val);
     char **field = FIELD(s, k, char *);
 
     if (text == NULL)
         return;
-    if (text[0] == '\0') {
-        tg__err(c, val, "%s: %s must not be empty", s->label, k->name);
-        return;
-    }
     for (const char *p = text; *p; p++) {
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
             tg__err(c, val, "%s: %s must be printable ASCII", s->label, k->name);

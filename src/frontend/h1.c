@@ -9,7 +9,6 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "tollgate/core.h"

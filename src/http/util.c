@@ -236,3 +236,12 @@ bool tg_http_hop_by_hop(tg_http_header_id_t id)
         return false;
     }
 }
+
+bool tg_http_named_by_connection(const tg_http_header_t *hs, size_t n, const tg_http_header_t *h)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hs[i].id == TG_HDR_CONNECTION &&
+            tg_http_token_list_has(hs[i].value, hs[i].value_len, h->name, h->name_len))
+            return true;
+    return false;
+}

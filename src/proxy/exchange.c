@@ -13,7 +13,6 @@
 #define MAX_TRIES 4 /* stale pooled connections are retried, fresh ones are not */
 
 static void up_event(tg_upconn_t *uc, short what, void *arg);
-static void process_response(tg_exchange_t *ex);
 
 /* ---- endings ------------------------------------------------------------------------- */
 
@@ -276,20 +275,6 @@ static void on_connected(tg_exchange_t *ex)
 
 /* ---- receiving ----------------------------------------------------------------------- */
 
-/* The values of the Connection headers, taken before filtering overwrites them. */
-typedef struct conn_tokens_s {
-    tg_http_header_t h[4];
-    size_t n;
-} conn_tokens_t;
-
-static bool named_by_connection(const conn_tokens_t *ct, const tg_http_header_t *h)
-{
-    for (size_t i = 0; i < ct->n; i++)
-        if (tg_http_token_list_has(ct->h[i].value, ct->h[i].value_len, h->name, h->name_len))
-            return true;
-    return false;
-}
-
 /* Returns the head length consumed, 0 when more is needed, -1 on a bad head. */
 static int take_head(tg_exchange_t *ex)
 {
@@ -311,11 +296,8 @@ static int take_head(tg_exchange_t *ex)
         return (int)end;
     }
 
-    conn_tokens_t ct = {.n = 0};
-    for (size_t i = 0; resp.connection_other && i < resp.nheaders && ct.n < 4; i++)
-        if (hs[i].id == TG_HDR_CONNECTION)
-            ct.h[ct.n++] = hs[i];
-    /* Filter in place: the kept headers are a prefix of hs. */
+    /* Kept headers go to their own array: hs must stay whole for the Connection check. */
+    tg_http_header_t kept[MAX_RESP_HEADERS];
     size_t n = 0;
     bool no_body = resp.body == TG_HTTP_BODY_NONE;
     for (size_t i = 0; i < resp.nheaders; i++) {
@@ -323,13 +305,13 @@ static int take_head(tg_exchange_t *ex)
             continue;
         if (hs[i].id == TG_HDR_CONTENT_LENGTH && !no_body)
             continue; /* the frontend frames the body itself */
-        if (named_by_connection(&ct, &hs[i]))
+        if (resp.connection_other && tg_http_named_by_connection(hs, resp.nheaders, &hs[i]))
             continue;
-        hs[n++] = hs[i];
+        kept[n++] = hs[i];
     }
     if (ex->client->alt_svc != NULL && n < MAX_RESP_HEADERS)
-        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc, strlen(ex->client->alt_svc),
-                                     TG_HDR_ALT_SVC};
+        kept[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
+                                       strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
 
     ex->status = resp.status;
     ex->resp_body = resp.body;
@@ -341,7 +323,7 @@ static int take_head(tg_exchange_t *ex)
                                                       : -1;
     ex->resp_head_sent = true;
     ex->state = TG_EX_BODY;
-    ex->fe->send_head(ex, resp.status, hs, n, clen);
+    ex->fe->send_head(ex, resp.status, kept, n, clen);
     tg_buf_consume(ex->loop, in, end);
     /* The head is gone from the backend's side: no retry can resend it any more. */
     tg_buf_release(ex->loop, &ex->head_copy);
@@ -456,11 +438,8 @@ static void read_upstream(tg_exchange_t *ex)
         return;
     }
     up->in.end += (size_t)n;
-    if (ex->timer_set) {
-        /* The response timeout bounds each wait for the backend, as proxy_read_timeout. */
-        timer_stop(ex);
+    if (ex->timer_set) /* the response timeout bounds each wait, as proxy_read_timeout */
         timer_start(ex, ex->backend->conf->response_timeout_ms);
-    }
     process_response(ex);
 }
 

@@ -12,8 +12,8 @@ static bool dropped(const tg_http_header_t *h)
     if (tg_http_hop_by_hop(h->id))
         return true;
     switch (h->id) {
-    case TG_HDR_CONTENT_LENGTH: /* written again below from the parsed framing */
-    case TG_HDR_EXPECT:         /* answered by the frontend itself */
+    case TG_HDR_CONTENT_LENGTH:  /* written again below from the parsed framing */
+    case TG_HDR_EXPECT:          /* answered by the frontend itself */
     case TG_HDR_X_FORWARDED_FOR: /* merged into ours */
     case TG_HDR_X_FORWARDED_PROTO:
     case TG_HDR_X_FORWARDED_PORT:
@@ -23,18 +23,6 @@ static bool dropped(const tg_http_header_t *h)
     default:
         return false;
     }
-}
-
-/* Headers the client's Connection header names are hop-by-hop too (RFC 9110 §7.6.1). */
-static bool named_by_connection(const tg_http_request_t *req, const tg_http_header_t *h)
-{
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const tg_http_header_t *c = &req->headers[i];
-        if (c->id == TG_HDR_CONNECTION &&
-            tg_http_token_list_has(c->value, c->value_len, h->name, h->name_len))
-            return true;
-    }
-    return false;
 }
 
 typedef struct writer_s {
@@ -123,7 +111,8 @@ int tg__proxy_write_head(tg_exchange_t *ex, const tg_http_request_t *req)
             xff_seen = true;
             continue;
         }
-        if (dropped(h) || (req->connection_other && named_by_connection(req, h)))
+        if (dropped(h) ||
+            (req->connection_other && tg_http_named_by_connection(req->headers, req->nheaders, h)))
             continue;
         put(&w, h->name, h->name_len);
         PUT_LIT(&w, ": ");

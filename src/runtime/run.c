@@ -265,8 +265,6 @@ static void on_reopen(evutil_socket_t sig, short what, void *arg)
     tg_log_info("access log reopened");
 }
 
-static void *worker_exit_watch(void *arg);
-
 typedef struct exit_watch_s {
     tg_runtime_t *rt;
     tg_worker_t *w;

@@ -12,7 +12,6 @@
 #include "tollgate/upstream.h"
 
 typedef struct probe_s {
-    struct tg_health_s *health;
     tg_backend_t *backend;
     tg_upstream_server_t *server;
     struct event timer; /* the interval */
@@ -144,7 +143,6 @@ tg_health_t *tg_health_start(struct event_base *base, tg_backend_t *backends, si
             continue;
         for (size_t j = 0; j < backends[i].nservers; j++) {
             probe_t *p = &h->probes[k++];
-            p->health = h;
             p->backend = &backends[i];
             p->server = &backends[i].servers[j];
             p->fd = -1;

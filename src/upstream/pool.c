@@ -150,7 +150,6 @@ void tg_upconn_release(tg_upconn_t *uc, bool reusable)
     event_del(&uc->wev);
     uc->_cb = NULL;
     uc->_arg = NULL;
-    uc->_idle_since_ms = tg_now_ms();
     uc->_next = e->idle;
     e->idle = uc;
     e->nidle++;
