@@ -217,8 +217,8 @@ static const tg__key_t listener_keys[] = {
 
 #define SEEN(seen, k) (((seen) >> (k)) & 1)
 
-/* Client certificates over HTTP/3 are not implemented: refusing the setting loudly beats a
- * listener that silently lets every client in (caddy#7953). */
+/* QUIC listeners are one-way TLS by contract (SPEC §3): refusing mutual_auth loudly beats
+ * a listener that silently lets every client in (caddy#7953). */
 static void check_quic(tg__ctx_t *c, const tg_conf_listener_t *l, const char *label,
                        const tg__node_t *val, uint64_t seen)
 {
