@@ -90,6 +90,14 @@ typedef struct tg_conf_mtls_s {
     unsigned verify_depth; /* default 3, 1..16 */
 } tg_conf_mtls_t;
 
+/* When a QUIC listener answers an Initial without a valid token with a Retry (an extra
+ * round trip that proves the client owns its address). */
+typedef enum {
+    TG_RETRY_AUTO = 0, /* only while many handshakes are in flight (a flood) */
+    TG_RETRY_ALWAYS,
+    TG_RETRY_NEVER,
+} tg_retry_t;
+
 typedef struct tg_conf_listener_s {
     char *id;
     tg_pos_t pos;
@@ -107,6 +115,7 @@ typedef struct tg_conf_listener_s {
     tg_conf_mtls_t mtls; /* https only: present on quic is an error */
     bool has_alt_svc;
     size_t alt_svc; /* index into tg_config_t.listeners, protocol quic */
+    tg_retry_t retry; /* quic only: when to validate client addresses with Retry */
 } tg_conf_listener_t;
 
 typedef struct tg_conf_limits_s {

@@ -132,6 +132,9 @@ bool tg_http_hop_by_hop(tg_http_header_id_t id);
 bool tg_http_named_by_connection(const tg_http_header_t *hs, size_t n, const tg_http_header_t *h);
 /* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
 bool tg_http_token_list_has(const char *list, size_t list_len, const char *token, size_t token_len);
+/* The id of a header name (case-insensitive), TG_HDR_OTHER for the ones the proxy does
+ * not act on: for frontends that get names already split out (HTTP/3). */
+tg_http_header_id_t tg_http_header_id(const char *name, size_t len);
 /* Case-insensitive ASCII compare of n bytes. */
 bool tg_http_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 /* The reason phrase tollgate uses for its own answers. */

@@ -29,6 +29,8 @@ typedef struct tg_client_info_s {
     const char *cipher;
     bool resumed;
     const char *alt_svc;     /* an Alt-Svc value to add to responses, or NULL */
+    bool quic;               /* HTTP/3: the access log says so, with the connection id */
+    const char *conn_id;     /* hex; QUIC only */
     /* The client certificate mutual authentication verified, or NULL: the identity
      * headers and the access log's client_subject. Owned by the frontend's connection. */
     tg_tls_identity_t *cert;

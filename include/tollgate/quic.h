@@ -1,5 +1,7 @@
-/* quic: the pure helpers of the QUIC listener: address-validation tokens (Retry and
- * NEW_TOKEN), server connection ids that name their worker, and stateless reset tokens. */
+/* quic: QUIC listeners serving HTTP/3 (ngtcp2 + nghttp3, TLS 1.3 on GnuTLS): per-listener
+ * credentials built into a generation, the per-worker server that owns UDP traffic and
+ * connections, and the pure helpers under them: address-validation tokens (Retry and
+ * NEW_TOKEN), server connection ids that name their worker, stateless reset tokens. */
 #ifndef TOLLGATE_QUIC_H
 #define TOLLGATE_QUIC_H
 
@@ -7,6 +9,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+#include "tollgate/generation.h"
+#include "tollgate/loop.h"
 
 /* ---- process keys ------------------------------------------------------------------ */
 
@@ -96,5 +101,56 @@ int tg_quic_cid_worker(const uint8_t *cid, size_t len);
  * under the process secret, cut to 16 bytes, so every worker derives the same token
  * without shared state. Returns 0, or -1 when cidlen > TG_QUIC_MAX_CIDLEN or on failure. */
 int tg_quic_reset_token(uint8_t token[TG_QUIC_RESET_TOKEN_LEN], const uint8_t *cid, size_t cidlen);
+
+/* ---- listeners (control path) -------------------------------------------------------- */
+
+/* The TLS side of one QUIC listener in one generation: GnuTLS credentials per SNI slot,
+ * made from the same PEM bytes as the OpenSSL contexts, and the SNI table. Connections
+ * hold the generation, which holds this, which GnuTLS sessions point into. */
+typedef struct tg_quic_listener_s tg_quic_listener_t;
+
+/* Build the listener lc of cfg from the loaded certs (by config index). Problems go to
+ * errs, naming the listener; returns NULL then. */
+tg_quic_listener_t *tg_quic_listener_new(const tg_config_t *cfg, const tg_conf_listener_t *lc,
+                                         tg_cert_t *const *certs, tg_errors_t *errs);
+void tg_quic_listener_free(tg_quic_listener_t *ql);
+
+/* ---- the server of one worker ------------------------------------------------------------ */
+
+typedef struct tg_quic_server_s tg_quic_server_t;
+
+typedef struct tg_quic_server_conf_s {
+    tg_loop_t *loop;
+    unsigned worker;                 /* this worker's id: named by every connection id */
+    unsigned nworkers;
+    tg_quic_server_t *_Atomic *peers; /* nworkers slots, filled as workers start: handoff */
+    tg_generation_t *const *current; /* the worker's generation: new requests route by it */
+    atomic_ulong *process_conns;     /* all workers, for global.limits.max_connections */
+    void (*on_drained)(void *arg);   /* while draining: the last connection is gone */
+    void *arg;
+} tg_quic_server_conf_t;
+
+/* A server for one worker's loop; it takes its slot in conf->peers. NULL on failure. */
+tg_quic_server_t *tg_quic_server_new(const tg_quic_server_conf_t *conf);
+void tg_quic_server_free(tg_quic_server_t *s);
+
+/* Ready a fresh UDP socket before bind: ask for each datagram's local address (a wildcard
+ * bind must answer from the address the client used). Returns 0 or -1 with errno. */
+int tg_quic_socket_prepare(int fd, int family);
+
+/* fd (this worker's socket of listener l, NULL when no listener of the worker's generation
+ * uses the socket any more) is readable: read and serve its datagrams. */
+void tg_quic_on_readable(tg_quic_server_t *s, int fd, const tg_listener_rt_t *l);
+
+/* Graceful stop: GOAWAY to every connection, CONNECTION_CLOSE once its requests are done;
+ * on_drained when none is left. */
+void tg_quic_drain(tg_quic_server_t *s);
+/* After a reload: connections whose listener gen no longer has are drained like above, and
+ * closed at deadline_ms at the latest (tg_quic_reap). Returns how many are still open. */
+size_t tg_quic_retire(tg_quic_server_t *s, const tg_generation_t *gen, uint64_t deadline_ms);
+size_t tg_quic_reap(tg_quic_server_t *s, uint64_t now_ms);
+/* Close every connection now (drain timeout). */
+void tg_quic_close_all(tg_quic_server_t *s);
+size_t tg_quic_nconns(const tg_quic_server_t *s);
 
 #endif

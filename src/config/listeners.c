@@ -196,7 +196,9 @@ static void set_alt_svc(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k,
 
 /* ---- one listener -------------------------------------------------------------------- */
 
-enum { K_PROTOCOL, K_LISTEN, K_BACKEND, K_POLICY, K_CERTS, K_MTLS, K_ALT_SVC };
+enum { K_PROTOCOL, K_LISTEN, K_BACKEND, K_POLICY, K_CERTS, K_MTLS, K_ALT_SVC, K_RETRY };
+
+static const char *const retry_words[] = {"auto", "always", "never", NULL};
 
 static const tg__key_t listener_keys[] = {
     [K_PROTOCOL] = {.name = "protocol",
@@ -213,6 +215,7 @@ static const tg__key_t listener_keys[] = {
     [K_CERTS] = {.name = "certificates", .set = set_certs, .required = true},
     [K_MTLS] = {.name = "mutual_auth", .set = set_mtls},
     [K_ALT_SVC] = {.name = "alt_svc", .set = set_alt_svc},
+    [K_RETRY] = {.name = "retry", .set = tg__set_enum, .off = LS(retry), .words = retry_words},
 };
 
 #define SEEN(seen, k) (((seen) >> (k)) & 1)
@@ -222,8 +225,12 @@ static const tg__key_t listener_keys[] = {
 static void check_quic(tg__ctx_t *c, const tg_conf_listener_t *l, const char *label,
                        const tg__node_t *val, uint64_t seen)
 {
-    if (l->protocol != TG_PROTO_QUIC)
+    if (l->protocol != TG_PROTO_QUIC) {
+        if (SEEN(seen, K_RETRY))
+            tg__err(c, tg__map_key(val, "retry"), "%s: retry is only allowed on quic listeners",
+                    label);
         return;
+    }
     if (l->mtls.present)
         tg__err_pos(c, l->mtls.pos, "%s: mutual authentication is not supported on QUIC listeners",
                     label);

@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "http_internal.h"
+#include "tollgate/http.h"
 
 enum {
     C_TCHAR = 1, /* token character (RFC 9110 §5.6.2) */
@@ -325,7 +325,7 @@ static const char *parse_fields(const char *p, const char *end, tg_http_header_t
         h->name_len = name_len;
         h->value = value;
         h->value_len = (size_t)(vend - value);
-        h->id = tg__http_header_id(name, name_len);
+        h->id = tg_http_header_id(name, name_len);
         if (h->id != TG_HDR_OTHER)
             note_header(f, h);
     }

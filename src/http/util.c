@@ -2,7 +2,7 @@
  * reason phrases tollgate sends with its own answers. */
 #include <string.h>
 
-#include "http_internal.h"
+#include "tollgate/http.h"
 
 static inline unsigned char lower(unsigned char c)
 {
@@ -22,7 +22,7 @@ static bool eq_lower(const char *s, const char *lit, size_t n)
 
 /* name must be a token, as the parser has checked. Names are classified once, at parse
  * time, so later stages switch on an enum instead of comparing strings. */
-tg_http_header_id_t tg__http_header_id(const char *name, size_t len)
+tg_http_header_id_t tg_http_header_id(const char *name, size_t len)
 {
     /* The length alone rules out almost every name; the first letter splits the rest. */
     switch (len) {

@@ -101,6 +101,10 @@ void tg__accesslog_write(const tg_exchange_t *ex)
     put_str(&l, "cipher", c->cipher, 64);
     put_fmt(&l, ",\"resumed\":%s", c->resumed ? "true" : "false");
     put_str(&l, "client_subject", c->cert != NULL ? c->cert->subject : "", 1024);
+    if (c->quic) {
+        put_fmt(&l, ",\"quic\":true");
+        put_str(&l, "cid", c->conn_id, 64);
+    }
     put_str(&l, "method", ex->method, 128);
     put_str(&l, "path", ex->path, 1536);
     put_fmt(&l,

@@ -1,14 +1,22 @@
-/* quic internals shared by the token, connection-id and key files; not part of the
- * contract in include/tollgate/quic.h. */
+/* quic internals shared by the files of the module; not part of the contract in
+ * include/tollgate/quic.h. */
 #ifndef TOLLGATE_QUIC_INTERNAL_H
 #define TOLLGATE_QUIC_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <nghttp3/nghttp3.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
+#include "tollgate/proxy.h"
 #include "tollgate/quic.h"
+#include "tollgate/tls.h"
 
 #define TG__QUIC_TOKEN_KEY_LEN 16 /* AES-128-GCM */
 #define TG__QUIC_TOKEN_SALT_LEN 4 /* leading bytes of every token nonce */
@@ -21,6 +29,7 @@ typedef struct tg__quic_keys_s {
     uint8_t token_salt[TG__QUIC_TOKEN_SALT_LEN];
     uint8_t cid_key[TG__QUIC_CID_KEY_LEN];
     uint8_t reset_secret[TG__QUIC_RESET_SECRET_LEN];
+    uint8_t ticket_secret[TG__QUIC_RESET_SECRET_LEN]; /* session-ticket keys derive from it */
 } tg__quic_keys_t;
 
 /* The process keys, made on first use; NULL when the random generator failed. */
@@ -35,5 +44,192 @@ uint64_t tg__quic_token_counter_next(void);
  * on first use and frees them when it exits. NULL on failure. */
 gnutls_aead_cipher_hd_t tg__quic_token_aead(void);
 gnutls_cipher_hd_t tg__quic_cid_cipher(void);
+
+/* ---- listener credentials (creds.c) --------------------------------------------------- */
+
+struct tg_quic_listener_s {
+    const tg_conf_listener_t *conf;
+    tg_sni_t sni;
+    gnutls_certificate_credentials_t *creds; /* one per SNI slot */
+    gnutls_datum_t ticket_key;               /* per listener address: no cross-listener resumption */
+    uint8_t ticket_key_bytes[64];
+    tg_tls_stats_t *stats;
+};
+
+/* A server TLS session for a new connection of ql: TLS 1.3 only, ALPN h3, credentials
+ * chosen by SNI once the ClientHello is in, tickets under the listener's key. ref is what
+ * gnutls_session_get_ptr gives back (ngtcp2's crypto helper needs it there). */
+gnutls_session_t tg__quic_session_new(const tg_quic_listener_t *ql, ngtcp2_crypto_conn_ref *ref);
+
+/* ---- connection-id table (table.c) ---------------------------------------------------- */
+
+typedef struct tg__qconn_s tg__qconn_t;
+typedef struct tg__cid_entry_s tg__cid_entry_t;
+
+/* Every connection id of this worker's connections (ours and the client's first DCID),
+ * to its connection. Chained, power-of-two buckets, grown at load 1. */
+typedef struct tg__cid_table_s {
+    tg__cid_entry_t **buckets;
+    size_t nbuckets;
+    size_t n;
+} tg__cid_table_t;
+
+void tg__cid_table_init(tg__cid_table_t *t);
+void tg__cid_table_free(tg__cid_table_t *t);
+tg__qconn_t *tg__cid_find(const tg__cid_table_t *t, const uint8_t *cid, size_t len);
+void tg__cid_add(tg__cid_table_t *t, const uint8_t *cid, size_t len, tg__qconn_t *c);
+/* Only while the id is c's: a newer connection may have taken a reused first DCID. */
+void tg__cid_remove(tg__cid_table_t *t, const uint8_t *cid, size_t len, const tg__qconn_t *c);
+
+/* ---- the server and its connections ------------------------------------------------------ */
+
+/* The largest UDP payload there is. */
+#define TG__QUIC_RX_MAX 65527
+
+/* One datagram as read, or handed over from the worker it reached. */
+typedef struct tg__dgram_s {
+    struct tg__dgram_s *next;
+    const tg_listener_rt_t *lst; /* of the receiving worker's generation: only for lookups */
+    int fd;                      /* the socket it came in on (handoff: the receiver's) */
+    struct sockaddr_storage local;
+    socklen_t local_len;
+    struct sockaddr_storage remote;
+    socklen_t remote_len;
+    size_t len;
+    uint8_t data[];
+} tg__dgram_t;
+
+struct tg_quic_server_s {
+    tg_quic_server_conf_t conf;
+    tg__cid_table_t cids;
+    tg__qconn_t *conns; /* doubly linked */
+    size_t nconns;
+    size_t nhandshaking; /* handshakes in flight: Retry and admission decisions */
+    size_t nretiring;
+    bool draining;
+    /* handoff from other workers */
+    pthread_mutex_t inbox_lock;
+    tg__dgram_t *inbox;
+    tg__dgram_t **inbox_tail;
+    struct event inbox_ev;
+    size_t ninbox;
+    /* connections with something to send, flushed once per loop turn */
+    struct event flush_ev;
+    tg__qconn_t *dirty;
+    uint64_t reset_second; /* stateless resets sent in this second of the clock */
+    unsigned resets;
+    tg__dgram_t *rx;       /* the datagram being read, TG__QUIC_RX_MAX bytes of room */
+    uint8_t txbuf[1500];
+};
+
+/* Requests a client may have open at once on one connection. */
+#define TG__QUIC_MAX_STREAMS_BIDI 100
+
+/* What the HTTP/3 stream of one request holds (h3.c). */
+typedef struct tg__qchunk_s tg__qchunk_t;
+
+typedef struct tg__h3stream_s {
+    tg__qconn_t *conn;
+    struct tg__h3stream_s *prev, *next;
+    int64_t id;
+    /* request head as received: names and values copied here */
+    char *hbuf;
+    size_t hlen, hcap;
+    tg_http_header_t *hs;
+    size_t nhs, hscap;
+    size_t method_off, method_len, path_off, path_len, authority_off, authority_len;
+    size_t host_off, host_len;
+    bool has_authority;
+    bool bad_head;           /* a malformed field: answered 400 */
+    bool head_too_large;     /* answered 431 */
+    bool rejected;           /* answered by the proxy itself (reject_status); body dropped */
+    int reject_status;
+    tg_generation_t *route_gen; /* a newer generation than the connection's, held */
+    int64_t content_length;  /* -1: none given */
+    bool headers_done;
+    bool started;            /* the exchange runs */
+    bool fin;                /* the client's stream is complete */
+    /* request body the exchange did not take yet (bounded by the stream window) */
+    tg_buf_t pending;
+    /* response body for nghttp3: chunks from acked to written end */
+    tg__qchunk_t *head, *tail; /* head is the oldest unacked chunk */
+    size_t head_acked;         /* bytes of head already acked */
+    tg__qchunk_t *rd;          /* next chunk to offer, rd_off into it */
+    size_t rd_off;
+    size_t unacked;            /* queued bytes not acked yet */
+    bool resp_submitted;
+    bool resp_eof;             /* the exchange finished: EOF after the last byte */
+    bool out_blocked;          /* send_body said no: resume when acks drain */
+    bool ex_active, ex_done;
+    bool ex_done_body;         /* the end of the request body was passed on */
+    tg_exchange_t ex;
+} tg__h3stream_t;
+
+struct tg__qconn_s {
+    tg_quic_server_t *srv;
+    tg__qconn_t *prev, *next;
+    tg__qconn_t *dirty_next;
+    bool dirty;
+    tg_generation_t *gen; /* accepted under: its credentials served the handshake */
+    const tg_listener_rt_t *lst;
+    tg_generation_t *route_gen; /* a newer generation requests route by, while held */
+    uint64_t retire_at_ms;
+    int fd;
+    struct sockaddr_storage local;
+    socklen_t local_len;
+    struct sockaddr_storage remote;
+    socklen_t remote_len;
+    ngtcp2_crypto_conn_ref ref;
+    ngtcp2_conn *qc;
+    nghttp3_conn *h3;
+    gnutls_session_t tls;
+    ngtcp2_connection_close_error ccerr;
+    struct event timer;
+    uint8_t odcid[NGTCP2_MAX_CIDLEN]; /* the client's first DCID, also in the table */
+    size_t odcid_len;
+    uint8_t scid[NGTCP2_MAX_CIDLEN];  /* our first id, for the log */
+    size_t scid_len;
+    bool handshake_done;
+    bool counted_handshaking;
+    bool failure_counted;
+    bool goaway_sent;
+    bool closing;          /* CONNECTION_CLOSE written: closing period */
+    bool in_read;          /* inside ngtcp2_conn_read_pkt: never write from callbacks */
+    uint8_t *close_pkt;    /* resent in answer to packets during the closing period */
+    size_t close_len;
+    uint64_t close_until_ms;
+    tg__h3stream_t *streams;
+    size_t nstreams;
+    char sni[256];
+    char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];
+    tg_client_info_t client;
+};
+
+/* conn.c */
+tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd,
+                              const ngtcp2_cid *odcid, bool retried, bool validated);
+/* Feed one datagram to its connection; it may be freed on return. */
+void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d);
+/* Write what the connection has to send (called once per loop turn for dirty ones). */
+void tg__qconn_flush(tg__qconn_t *c);
+/* Ask for a flush at the end of this loop turn. */
+void tg__qconn_kick(tg__qconn_t *c);
+/* Close with CONNECTION_CLOSE (NO_ERROR) once requests are done: GOAWAY first. */
+void tg__qconn_shutdown(tg__qconn_t *c);
+void tg__qconn_free(tg__qconn_t *c);
+/* Close now with CONNECTION_CLOSE, no closing period (drain timeout, retire deadline). */
+void tg__qconn_close_now(tg__qconn_t *c);
+bool tg__qconn_idle(const tg__qconn_t *c);
+
+/* h3.c */
+int tg__h3_open(tg__qconn_t *c); /* on the 1-RTT keys: the HTTP/3 layer and its streams */
+extern const nghttp3_callbacks tg__h3_callbacks;
+void tg__h3_stream_free(tg__h3stream_t *st);
+
+/* endpoint.c */
+void tg__quic_send(tg_quic_server_t *s, int fd, const struct sockaddr *local, socklen_t local_len,
+                   const struct sockaddr *remote, socklen_t remote_len, const uint8_t *data,
+                   size_t len);
+ngtcp2_tstamp tg__quic_now(void);
 
 #endif

@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "tollgate/generation.h"
+#include "tollgate/quic.h"
 
 static void generation_free(tg_generation_t *g)
 {
     for (size_t i = 0; i < g->nlisteners; i++) {
         tg_tls_listener_free(&g->listeners[i].tls);
+        tg_quic_listener_free(g->listeners[i].quic);
         free(g->listeners[i].alt_svc);
     }
     free(g->listeners);
@@ -55,10 +57,9 @@ tg_generation_t *tg_generation_build(tg_config_t *cfg, tg_errors_t *errs)
                                     (unsigned)tg_addr_port((const struct sockaddr *)&q->addr));
         }
         if (lc->protocol == TG_PROTO_QUIC) {
-            /* Said loudly rather than listening on nothing in silence. */
-            tg_errors_add(errs, TG_SEV_WARNING, cfg->path, lc->pos.line, lc->pos.col,
-                          "listener \"%s\": QUIC listeners are not served by this version yet",
-                          lc->id);
+            l->quic = tg_quic_listener_new(cfg, lc, g->certs, errs);
+            if (l->quic == NULL)
+                goto fail;
             continue;
         }
         if (tg_tls_listener_build(&l->tls, cfg, lc, g->certs, errs) != 0)

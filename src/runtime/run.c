@@ -360,6 +360,7 @@ int tg_runtime_run(const char *path, bool daemonize)
     rt.health = tg_health_start(rt.base, gen->backends, cfg->nbackends);
 
     rt.workers = tg_calloc(rt.nworkers, sizeof(tg_worker_t));
+    rt.quic_peers = tg_calloc(rt.nworkers, sizeof(*rt.quic_peers));
     exit_watch_t *watches = tg_calloc(rt.nworkers, sizeof(exit_watch_t));
     pthread_t *watchers = tg_calloc(rt.nworkers, sizeof(pthread_t));
     for (unsigned i = 0; i < rt.nworkers; i++) {
@@ -397,6 +398,7 @@ int tg_runtime_run(const char *path, bool daemonize)
     free(watches);
     free(watchers);
     free(rt.workers);
+    free(rt.quic_peers);
     FILE *al = tg_accesslog_file();
     if (al != NULL && al != stderr && al != stdout)
         fclose(al);

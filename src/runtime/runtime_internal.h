@@ -10,6 +10,7 @@
 #include "tollgate/frontend.h"
 #include "tollgate/generation.h"
 #include "tollgate/loop.h"
+#include "tollgate/quic.h"
 
 /* Listening sockets live outside generations, keyed by (protocol, address), so that a
  * reload that keeps a listener keeps its sockets: one per worker (SO_REUSEPORT). */
@@ -48,6 +49,7 @@ typedef struct tg_worker_s {
     struct event_base *base;
     tg_loop_t loop;
     tg_h1_server_t h1;
+    tg_quic_server_t *quic;
     tg_generation_t *gen;            /* the worker's reference on the published generation */
     struct tg_acceptor_s *acceptors; /* one per inventory socket this worker listens on */
     struct event *reap_timer;        /* closes connections of removed listeners late */
@@ -68,6 +70,7 @@ struct tg_runtime_s {
     tg_generation_t *published;
     tg_worker_t *workers;
     unsigned nworkers;
+    tg_quic_server_t *_Atomic *quic_peers; /* one slot per worker: QUIC handoff */
     atomic_ulong conns;
     atomic_uint running_workers;
     tg_health_t *health;

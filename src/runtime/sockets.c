@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "runtime_internal.h"
+#include "tollgate/quic.h"
 
 #define LISTEN_BACKLOG 4096
 
@@ -38,6 +39,8 @@ static int open_one(const tg_conf_listener_t *lc, int *out_errno)
         goto fail;
     if (lc->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (type == SOCK_DGRAM && tg_quic_socket_prepare(fd, lc->addr.ss_family) != 0)
+        goto fail;
     if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addr_len) != 0)
         goto fail;
     if (type == SOCK_STREAM && listen(fd, LISTEN_BACKLOG) != 0)
@@ -84,7 +87,7 @@ int tg__inventory_bind(tg_inventory_t *inv, const tg_config_t *cfg, tg_errors_t 
     size_t nfresh = 0;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const tg_conf_listener_t *lc = &cfg->listeners[i];
-        if (lc->protocol != TG_PROTO_HTTPS || find_live(inv, lc) != NULL)
+        if (find_live(inv, lc) != NULL)
             continue;
         int err = 0;
         tg_socket_t *s = socket_open(lc, inv->nworkers, &err);

@@ -31,6 +31,12 @@ static const tg_listener_rt_t *listener_for(tg_worker_t *w, const tg_socket_t *s
     return NULL;
 }
 
+static void on_datagram(evutil_socket_t fd, short what, void *arg)
+{
+    tg_acceptor_t *a = arg;
+    tg_quic_on_readable(a->w->quic, fd, listener_for(a->w, a->sock));
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     tg_acceptor_t *a = arg;
@@ -97,32 +103,39 @@ static void sync_acceptors(tg_worker_t *w)
         tg_acceptor_t *a = tg_calloc(1, sizeof(*a));
         a->w = w;
         a->sock = s;
-        event_assign(&a->ev, w->base, s->fds[w->id], EV_READ | EV_PERSIST, on_accept, a);
+        event_assign(&a->ev, w->base, s->fds[w->id], EV_READ | EV_PERSIST,
+                     s->protocol == TG_PROTO_QUIC ? on_datagram : on_accept, a);
         event_add(&a->ev, NULL);
         a->next = w->acceptors;
         w->acceptors = a;
     }
 }
 
+/* Either frontend saw its last connection go: the worker ends when both have. */
 static void on_drained(void *arg)
 {
     tg_worker_t *w = arg;
-    if (w->stopping)
+    if (w->stopping && w->h1.nconns == 0 && tg_quic_nconns(w->quic) == 0)
         event_base_loopexit(w->base, NULL);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     tg_worker_t *w = arg;
-    tg_log_warn("worker %u: drain timeout, closing %zu connections", w->id, w->h1.nconns);
+    tg_log_warn("worker %u: drain timeout, closing %zu connections", w->id,
+                w->h1.nconns + tg_quic_nconns(w->quic));
     tg_h1_close_all(&w->h1);
+    tg_quic_close_all(w->quic);
     event_base_loopexit(w->base, NULL);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
     tg_worker_t *w = arg;
-    if (tg_h1_reap(&w->h1, tg_now_ms()) == 0)
+    uint64_t now = tg_now_ms();
+    size_t left = tg_h1_reap(&w->h1, now);
+    left += tg_quic_reap(w->quic, now);
+    if (left == 0)
         evtimer_del(w->reap_timer);
 }
 
@@ -139,7 +152,9 @@ static void take_generation(tg_worker_t *w)
     /* Connections of listeners that are gone finish their current request and close,
      * at the latest after drain_timeout. */
     uint64_t deadline = tg_now_ms() + w->gen->cfg->global.drain_timeout_ms;
-    if (tg_h1_retire(&w->h1, w->gen, deadline) > 0) {
+    size_t retiring = tg_h1_retire(&w->h1, w->gen, deadline);
+    retiring += tg_quic_retire(w->quic, w->gen, deadline);
+    if (retiring > 0) {
         struct timeval tv = {0, REAP_INTERVAL_MS * 1000};
         evtimer_add(w->reap_timer, &tv);
     }
@@ -162,6 +177,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
         evtimer_add(w->drain_timer, &tv);
         tg_h1_drain(&w->h1);
+        tg_quic_drain(w->quic);
     }
 }
 
@@ -182,6 +198,7 @@ static void *worker_main(void *arg)
         acceptor_close(a);
     }
     tg_h1_close_all(&w->h1);
+    tg_quic_close_all(w->quic);
     tg_uppool_destroy(&w->loop);
     return NULL;
 }
@@ -200,6 +217,19 @@ int tg__worker_start(tg_worker_t *w)
     w->h1.arg = w;
     w->notify = event_new(w->base, -1, 0, on_notify, w);
     w->reap_timer = event_new(w->base, -1, EV_PERSIST, on_reap, w);
+    tg_quic_server_conf_t qconf = {
+        .loop = &w->loop,
+        .worker = w->id,
+        .nworkers = rt->nworkers,
+        .peers = rt->quic_peers,
+        .current = &w->gen,
+        .process_conns = &rt->conns,
+        .on_drained = on_drained,
+        .arg = w,
+    };
+    w->quic = tg_quic_server_new(&qconf);
+    if (w->quic == NULL)
+        return -1;
     take_generation(w);
 
     sigset_t all, old;
@@ -212,6 +242,7 @@ int tg__worker_start(tg_worker_t *w)
 
 void tg__worker_free(tg_worker_t *w)
 {
+    tg_quic_server_free(w->quic);
     event_free(w->notify);
     event_free(w->reap_timer);
     if (w->drain_timer != NULL)

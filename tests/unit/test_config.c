@@ -577,9 +577,15 @@ static void test_conf_demo(void **state)
     assert_true(b >= 0);
     assert_true(cfg->backends[b].is_fixed);
     assert_string_equal(cfg->backends[b].fixed_body, "hello from tollgate\n");
-    assert_int_equal(cfg->nlisteners, 1);
+    assert_int_equal(cfg->nlisteners, 2);
     const tg_conf_listener_t *l = &cfg->listeners[0];
+    const tg_conf_listener_t *q = &cfg->listeners[1];
     assert_int_equal(l->protocol, TG_PROTO_HTTPS);
+    assert_int_equal(q->protocol, TG_PROTO_QUIC);
+    assert_string_equal(q->listen_text, "127.0.0.1:8443");
+    assert_true(l->has_alt_svc);
+    assert_int_equal(l->alt_svc, 1);
+    assert_int_equal(q->retry, TG_RETRY_AUTO);
     assert_string_equal(l->listen_text, "127.0.0.1:8443");
     assert_string_equal(cfg->certs[l->default_cert].id, "www-ecdsa");
     assert_ends_with(cfg->certs[l->default_cert].cert_path, "/conf/../certs/demo/www-ecdsa.crt");
@@ -914,6 +920,10 @@ static const error_case_t listener_cases[] = {
      17, 14, "listener \"l1\": alt_svc must name a quic listener, \"l2\" is not one"},
     {"alt_svc on quic", BASE L1("quic") L1_CERTS "    alt_svc: l1\n", 17, 5,
      "listener \"l1\": alt_svc is only allowed on https listeners"},
+    {"retry on https", BASE L1("https") L1_CERTS "    retry: always\n", 17, 5,
+     "listener \"l1\": retry is only allowed on quic listeners"},
+    {"retry word", BASE L1("quic") L1_CERTS "    retry: sometimes\n", 17, 12,
+     "listener \"l1\": unknown retry \"sometimes\" (valid: auto, always, never)"},
     {"same address",
      BASE L1("https") L1_CERTS "  l2:\n    protocol: https\n    listen: localhost:8443\n"
                                "    backend: b\n    certificates: {default: srv2}\n",

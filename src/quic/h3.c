@@ -1,0 +1,671 @@
+/* The HTTP/3 frontend: nghttp3 on a QUIC connection, each request stream turned into an
+ * exchange of the proxy (the same one HTTP/1 requests become), responses fed back to
+ * nghttp3 from a chunk queue that lives until the client acknowledges the bytes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic_internal.h"
+
+#define MAX_REQ_HEADERS 128
+/* Response bytes a stream queues before the exchange is asked to stop reading the
+ * backend; it resumes once acknowledgements bring the queue under the low mark. */
+#define OUT_HIGH (512u * 1024)
+#define OUT_LOW (128u * 1024)
+#define CHUNK_MIN (16u * 1024)
+
+struct tg__qchunk_s {
+    tg__qchunk_t *next;
+    size_t len;
+    size_t cap;
+    uint8_t data[];
+};
+
+static tg__h3stream_t *from_ex(tg_exchange_t *ex)
+{
+    return TG_STRUCT_FROM_MEMBER(tg__h3stream_t, ex, ex);
+}
+
+/* The QUIC stream is credited for request body bytes the exchange took (or we dropped). */
+static void consumed(tg__h3stream_t *st, size_t n)
+{
+    if (n == 0)
+        return;
+    ngtcp2_conn_extend_max_stream_offset(st->conn->qc, st->id, n);
+    ngtcp2_conn_extend_max_offset(st->conn->qc, n);
+}
+
+/* ---- streams -------------------------------------------------------------------------------- */
+
+static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
+{
+    tg__h3stream_t *st = tg_calloc(1, sizeof(*st));
+    st->conn = c;
+    st->id = id;
+    st->content_length = -1;
+    st->next = c->streams;
+    if (c->streams != NULL)
+        c->streams->prev = st;
+    c->streams = st;
+    c->nstreams++;
+    return st;
+}
+
+void tg__h3_stream_free(tg__h3stream_t *st)
+{
+    tg__qconn_t *c = st->conn;
+    if (st->ex_active && !st->ex_done)
+        tg_exchange_abort(&st->ex);
+    if (st->route_gen != NULL)
+        tg_generation_unref(st->route_gen);
+    while (st->head != NULL) {
+        tg__qchunk_t *k = st->head;
+        st->head = k->next;
+        free(k);
+    }
+    tg_buf_release(c->srv->conf.loop, &st->pending);
+    free(st->hbuf);
+    free(st->hs);
+    if (c->h3 != NULL)
+        nghttp3_conn_set_stream_user_data(c->h3, st->id, NULL);
+    if (st->prev != NULL)
+        st->prev->next = st->next;
+    else
+        c->streams = st->next;
+    if (st->next != NULL)
+        st->next->prev = st->prev;
+    c->nstreams--;
+    free(st);
+    if (c->goaway_sent && c->nstreams == 0)
+        tg__qconn_kick(c); /* draining: the flush closes the connection */
+}
+
+/* ---- response: the proxy's callbacks ------------------------------------------------------ */
+
+static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec *vec,
+                               size_t veccnt, uint32_t *pflags, void *conn_user_data,
+                               void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    size_t n = 0;
+    if (st == NULL)
+        return NGHTTP3_ERR_CALLBACK_FAILURE;
+    while (st->rd != NULL && n < veccnt) {
+        if (st->rd_off < st->rd->len) {
+            vec[n].base = st->rd->data + st->rd_off;
+            vec[n].len = st->rd->len - st->rd_off;
+            n++;
+            st->rd_off = st->rd->len;
+        }
+        if (st->rd->next == NULL)
+            break;
+        st->rd = st->rd->next;
+        st->rd_off = 0;
+    }
+    bool all_offered = st->rd == NULL || (st->rd->next == NULL && st->rd_off == st->rd->len);
+    if (st->resp_eof && all_offered)
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    else if (n == 0)
+        return NGHTTP3_ERR_WOULDBLOCK;
+    return (nghttp3_ssize)n;
+}
+
+static void queue_bytes(tg__h3stream_t *st, const char *data, size_t len)
+{
+    while (len > 0) {
+        tg__qchunk_t *t = st->tail;
+        if (t == NULL || t->len == t->cap) {
+            size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
+            tg__qchunk_t *k = tg_malloc(sizeof(*k) + cap);
+            k->next = NULL;
+            k->len = 0;
+            k->cap = cap;
+            if (t != NULL)
+                t->next = k;
+            else
+                st->head = k;
+            if (st->rd == NULL) {
+                st->rd = k;
+                st->rd_off = 0;
+            }
+            st->tail = t = k;
+        }
+        size_t take = t->cap - t->len < len ? t->cap - t->len : len;
+        memcpy(t->data + t->len, data, take);
+        t->len += take;
+        data += take;
+        len -= take;
+        st->unacked += take;
+    }
+}
+
+static int acked_data(nghttp3_conn *h3, int64_t stream_id, uint64_t datalen, void *conn_user_data,
+                      void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st == NULL)
+        return 0;
+    st->unacked -= datalen < st->unacked ? datalen : st->unacked;
+    while (datalen > 0 && st->head != NULL) {
+        tg__qchunk_t *k = st->head;
+        size_t left = k->len - st->head_acked;
+        size_t take = datalen < left ? (size_t)datalen : left;
+        st->head_acked += take;
+        datalen -= take;
+        if (st->head_acked < k->len)
+            break;
+        if (k == st->rd) {
+            /* Everything written was acked: keep the chunk for the next bytes. */
+            if (st->rd_off == k->len && k->next == NULL) {
+                k->len = 0;
+                st->rd_off = 0;
+                st->head_acked = 0;
+            }
+            break;
+        }
+        st->head = k->next;
+        st->head_acked = 0;
+        if (st->tail == k)
+            st->tail = NULL;
+        free(k);
+    }
+    if (st->out_blocked && st->unacked < OUT_LOW) {
+        st->out_blocked = false;
+        tg_exchange_resume_response(&st->ex);
+    }
+    return 0;
+}
+
+static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *hs, size_t n,
+                         int64_t content_length)
+{
+    tg__h3stream_t *st = from_ex(ex);
+    tg__qconn_t *c = st->conn;
+    nghttp3_nv nva[MAX_REQ_HEADERS + 2];
+    char names[MAX_REQ_HEADERS][64];
+    char status_text[4], clen_text[24];
+    size_t k = 0;
+    snprintf(status_text, sizeof status_text, "%03d", status);
+    nva[k++] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, 3, 0};
+    if (content_length >= 0) {
+        int m = snprintf(clen_text, sizeof clen_text, "%lld", (long long)content_length);
+        nva[k++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen_text, 14,
+                                (size_t)m, 0};
+    }
+    for (size_t i = 0; i < n && k < TG_ARRAY_SIZE(nva); i++) {
+        if (tg_http_hop_by_hop(hs[i].id) || hs[i].id == TG_HDR_CONTENT_LENGTH)
+            continue;
+        /* HTTP/3 field names are lowercase (RFC 9114 §4.2); HTTP/1 backends send any case.
+         * Names longer than our copy are forwarded as they came. */
+        const uint8_t *name = (const uint8_t *)hs[i].name;
+        if (hs[i].name_len <= sizeof names[0]) {
+            for (size_t j = 0; j < hs[i].name_len; j++) {
+                char ch = hs[i].name[j];
+                names[i < MAX_REQ_HEADERS ? i : 0][j] = ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
+            }
+            name = (const uint8_t *)names[i < MAX_REQ_HEADERS ? i : 0];
+        }
+        nva[k++] = (nghttp3_nv){(uint8_t *)name, (uint8_t *)hs[i].value, hs[i].name_len,
+                                hs[i].value_len, 0};
+    }
+    static const nghttp3_data_reader reader = {read_data};
+    /* -2: no body at all (HEAD, 204, 304): the HEADERS frame ends the stream. */
+    int rv = nghttp3_conn_submit_response(c->h3, st->id, nva, k,
+                                          content_length == -2 ? NULL : &reader);
+    if (rv != 0)
+        ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
+    st->resp_submitted = true;
+    tg__qconn_kick(c);
+}
+
+static bool fe_send_body(tg_exchange_t *ex, const char *data, size_t len)
+{
+    tg__h3stream_t *st = from_ex(ex);
+    tg__qconn_t *c = st->conn;
+    if (len == 0)
+        return true;
+    queue_bytes(st, data, len);
+    nghttp3_conn_resume_stream(c->h3, st->id);
+    tg__qconn_kick(c);
+    if (st->unacked >= OUT_HIGH) {
+        st->out_blocked = true;
+        return false;
+    }
+    return true;
+}
+
+static void fe_finish(tg_exchange_t *ex, bool ok)
+{
+    tg__h3stream_t *st = from_ex(ex);
+    tg__qconn_t *c = st->conn;
+    st->ex_done = true;
+    st->out_blocked = false;
+    if (ok) {
+        st->resp_eof = true;
+        nghttp3_conn_resume_stream(c->h3, st->id);
+    } else {
+        /* A truncated answer must look truncated: reset the stream, never end it. */
+        ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
+    }
+    tg__qconn_kick(c);
+}
+
+static void push_body(tg__h3stream_t *st);
+
+static void fe_want_body(tg_exchange_t *ex)
+{
+    tg__h3stream_t *st = from_ex(ex);
+    push_body(st);
+    tg__qconn_kick(st->conn);
+}
+
+static const tg_frontend_ops_t h3_ops = {
+    .send_head = fe_send_head,
+    .send_body = fe_send_body,
+    .finish = fe_finish,
+    .want_body = fe_want_body,
+};
+
+/* ---- request --------------------------------------------------------------------------------- */
+
+/* Request body waiting in `pending` (the exchange refused it earlier) goes first; the end
+ * of the stream is passed on once nothing is left. */
+static void push_body(tg__h3stream_t *st)
+{
+    if (!st->started || st->ex_done_body)
+        return;
+    size_t len = tg_buf_len(&st->pending);
+    if (len > 0) {
+        size_t took = tg_exchange_write_body(&st->ex, tg_buf_head(&st->pending), len, st->fin);
+        tg_buf_consume(st->conn->srv->conf.loop, &st->pending, took);
+        consumed(st, took);
+        if (took < len)
+            return;
+        st->ex_done_body = st->fin;
+        return;
+    }
+    if (st->fin) {
+        st->ex_done_body = true;
+        tg_exchange_write_body(&st->ex, "", 0, true);
+    }
+}
+
+static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
+{
+    tg_loop_t *loop = st->conn->srv->conf.loop;
+    if (st->rejected || st->ex_done_body) {
+        consumed(st, len); /* nobody wants it: credit and forget */
+        return;
+    }
+    size_t took = 0;
+    if (tg_buf_len(&st->pending) == 0)
+        took = tg_exchange_write_body(&st->ex, (const char *)data, len, false);
+    consumed(st, took);
+    if (took < len) {
+        /* Bounded by the stream window: we credit only what the exchange takes. */
+        size_t need = tg_buf_len(&st->pending) + (len - took);
+        if (st->pending.data == NULL || need > st->pending.cap - st->pending.start)
+            tg_buf_grow(loop, &st->pending, need > TG_BUF_SIZE ? need : TG_BUF_SIZE);
+        tg_buf_append(loop, &st->pending, data + took, len - took);
+    }
+}
+
+static bool header_ok(const uint8_t *s, size_t n, bool name)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = s[i];
+        if (ch == '\r' || ch == '\n' || ch == '\0')
+            return false;
+        if (name && (ch <= ' ' || ch == ':' || ch >= 0x7f || (ch >= 'A' && ch <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+static size_t hstore(tg__h3stream_t *st, const uint8_t *s, size_t n)
+{
+    if (st->hlen + n > st->hcap) {
+        size_t cap = st->hcap ? st->hcap * 2 : 1024;
+        while (cap < st->hlen + n)
+            cap *= 2;
+        st->hbuf = tg_realloc(st->hbuf, cap);
+        st->hcap = cap;
+    }
+    size_t off = st->hlen;
+    memcpy(st->hbuf + off, s, n);
+    st->hlen += n;
+    return off;
+}
+
+static int begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
+                         void *stream_user_data)
+{
+    (void)stream_user_data;
+    tg__qconn_t *c = conn_user_data;
+    tg__h3stream_t *st = stream_new(c, stream_id);
+    nghttp3_conn_set_stream_user_data(h3, stream_id, st);
+    return 0;
+}
+
+typedef struct hfield_s {
+    size_t name_off, name_len, value_off, value_len;
+} hfield_t;
+
+static int recv_header(nghttp3_conn *h3, int64_t stream_id, int32_t token, nghttp3_rcbuf *name,
+                       nghttp3_rcbuf *value, uint8_t flags, void *conn_user_data,
+                       void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)flags;
+    tg__h3stream_t *st = stream_user_data;
+    tg__qconn_t *c = conn_user_data;
+    if (st == NULL || st->bad_head || st->head_too_large)
+        return 0;
+    nghttp3_vec nv = nghttp3_rcbuf_get_buf(name), vv = nghttp3_rcbuf_get_buf(value);
+    uint64_t limit = c->gen->cfg->global.limits.max_header_bytes;
+    if (st->hlen + nv.len + vv.len + 4 > limit || st->nhs >= MAX_REQ_HEADERS) {
+        st->head_too_large = true;
+        return 0;
+    }
+    if (!header_ok(vv.base, vv.len, false) ||
+        (nv.len > 0 && nv.base[0] != ':' && !header_ok(nv.base, nv.len, true))) {
+        st->bad_head = true;
+        return 0;
+    }
+    size_t voff = hstore(st, vv.base, vv.len);
+    switch (token) {
+    case NGHTTP3_QPACK_TOKEN__METHOD:
+        st->method_off = voff, st->method_len = vv.len;
+        return 0;
+    case NGHTTP3_QPACK_TOKEN__PATH:
+        st->path_off = voff, st->path_len = vv.len;
+        return 0;
+    case NGHTTP3_QPACK_TOKEN__AUTHORITY:
+        st->authority_off = voff, st->authority_len = vv.len;
+        st->has_authority = true;
+        return 0;
+    case NGHTTP3_QPACK_TOKEN__SCHEME:
+    case NGHTTP3_QPACK_TOKEN__PROTOCOL:
+        return 0;
+    default:
+        break;
+    }
+    if (nv.len > 0 && nv.base[0] == ':') {
+        st->bad_head = true; /* a pseudo-header we do not know */
+        return 0;
+    }
+    if (st->nhs == st->hscap) {
+        st->hscap = st->hscap ? st->hscap * 2 : 16;
+        st->hs = tg_realloc(st->hs, st->hscap * sizeof(tg_http_header_t));
+    }
+    size_t noff = hstore(st, nv.base, nv.len);
+    /* Offsets now, pointers at end_headers: hbuf may still move. */
+    st->hs[st->nhs++] = (tg_http_header_t){(const char *)(uintptr_t)noff, nv.len,
+                                           (const char *)(uintptr_t)voff, vv.len,
+                                           tg_http_header_id((const char *)nv.base, nv.len)};
+    return 0;
+}
+
+static bool parse_length(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 18)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Turn the stored fields into a request head and start the exchange. body: how the request
+ * body is framed upstream. */
+static void start_exchange(tg__h3stream_t *st, tg_http_body_t body)
+{
+    tg__qconn_t *c = st->conn;
+    tg_quic_server_t *s = c->srv;
+    st->started = true;
+    st->ex_active = true;
+    if (st->rejected) {
+        tg_exchange_reject(&st->ex, &h3_ops, s->conf.loop, &c->client, st->reject_status);
+        return;
+    }
+    /* Later requests route by the newest generation, as on HTTP/1 (SPEC §7.3); a
+     * connection whose listener was removed keeps its own. */
+    const tg_listener_rt_t *l = c->lst;
+    tg_generation_t *cur = *s->conf.current;
+    if (cur != c->gen) {
+        const tg_listener_rt_t *nl = tg_generation_listener(cur, c->lst->conf);
+        if (nl != NULL) {
+            st->route_gen = tg_generation_ref(cur);
+            l = nl;
+        }
+    }
+    tg_http_request_t req = {
+        .method = st->hbuf + st->method_off,
+        .method_len = st->method_len,
+        .target = st->hbuf + st->path_off,
+        .target_len = st->path_len,
+        .minor_version = 1,
+        .headers = st->hs,
+        .nheaders = st->nhs,
+        .body = body,
+        .content_length = st->content_length > 0 ? (uint64_t)st->content_length : 0,
+        .keep_alive = true,
+        .host = st->host_len > 0 ? st->hbuf + st->host_off : NULL,
+        .host_len = st->host_len,
+    };
+    tg_exchange_start(&st->ex, &h3_ops, s->conf.loop, l->backend, &c->client, &req);
+}
+
+static int end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_user_data,
+                       void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st == NULL)
+        return 0;
+    st->headers_done = true;
+    st->fin = fin != 0;
+    if (st->head_too_large || st->bad_head || st->path_len == 0 || st->method_len == 0) {
+        st->rejected = true;
+        st->reject_status = st->head_too_large ? 431 : 400;
+        start_exchange(st, TG_HTTP_BODY_NONE);
+        return 0;
+    }
+    /* Cookie fields (split in HTTP/3, RFC 9114 §4.2.1) are joined into one line for the
+     * HTTP/1.1 backend; Host comes from :authority. The joined value is built at the end
+     * of hbuf, with room made first so no copy reads from a moved buffer. */
+    size_t cookie_total = 0, ncookies = 0;
+    for (size_t i = 0; i < st->nhs; i++) {
+        if (tg_http_name_eq(st->hbuf + (size_t)(uintptr_t)st->hs[i].name, st->hs[i].name_len,
+                            "cookie", 6)) {
+            cookie_total += st->hs[i].value_len + (ncookies ? 2 : 0);
+            ncookies++;
+        }
+    }
+    if (st->hlen + cookie_total > st->hcap) {
+        st->hcap = st->hlen + cookie_total;
+        st->hbuf = tg_realloc(st->hbuf, st->hcap);
+    }
+    size_t cookie_off = st->hlen;
+    size_t kept = 0;
+    for (size_t i = 0; i < st->nhs; i++) {
+        tg_http_header_t h = st->hs[i];
+        size_t noff = (size_t)(uintptr_t)h.name, voff = (size_t)(uintptr_t)h.value;
+        if (ncookies > 0 && tg_http_name_eq(st->hbuf + noff, h.name_len, "cookie", 6)) {
+            if (st->hlen > cookie_off) {
+                memcpy(st->hbuf + st->hlen, "; ", 2);
+                st->hlen += 2;
+            }
+            memcpy(st->hbuf + st->hlen, st->hbuf + voff, h.value_len);
+            st->hlen += h.value_len;
+            continue;
+        }
+        if (h.id == TG_HDR_HOST) {
+            if (st->has_authority)
+                continue; /* :authority wins (RFC 9114 §4.3.1) */
+            st->host_off = voff, st->host_len = h.value_len;
+        }
+        if (h.id == TG_HDR_CONTENT_LENGTH) {
+            int64_t v;
+            if (!parse_length(st->hbuf + voff, h.value_len, &v) ||
+                (st->content_length >= 0 && st->content_length != v)) {
+                st->rejected = true, st->reject_status = 400;
+                start_exchange(st, TG_HTTP_BODY_NONE);
+                return 0;
+            }
+            st->content_length = v;
+        }
+        st->hs[kept++] = h;
+    }
+    st->nhs = kept;
+    if (st->has_authority)
+        st->host_off = st->authority_off, st->host_len = st->authority_len;
+    size_t extra = (ncookies ? 1 : 0) + (st->has_authority ? 1 : 0);
+    if (st->nhs + extra > st->hscap) {
+        st->hscap = st->nhs + extra;
+        st->hs = tg_realloc(st->hs, st->hscap * sizeof(tg_http_header_t));
+    }
+    /* hbuf is final now: offsets become pointers. */
+    for (size_t i = 0; i < st->nhs; i++) {
+        st->hs[i].name = st->hbuf + (size_t)(uintptr_t)st->hs[i].name;
+        st->hs[i].value = st->hbuf + (size_t)(uintptr_t)st->hs[i].value;
+    }
+    if (st->has_authority)
+        st->hs[st->nhs++] = (tg_http_header_t){"Host", 4, st->hbuf + st->authority_off,
+                                               st->authority_len, TG_HDR_HOST};
+    if (ncookies)
+        st->hs[st->nhs++] = (tg_http_header_t){"Cookie", 6, st->hbuf + cookie_off,
+                                               st->hlen - cookie_off, TG_HDR_OTHER};
+    if (st->fin)
+        start_exchange(st, TG_HTTP_BODY_NONE);
+    else if (st->content_length >= 0)
+        start_exchange(st, st->content_length > 0 ? TG_HTTP_BODY_LENGTH : TG_HTTP_BODY_NONE);
+    /* else: wait for DATA (chunked upstream) or the end of the stream (no body). */
+    return 0;
+}
+
+static int recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data, size_t datalen,
+                     void *conn_user_data, void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st == NULL)
+        return 0;
+    if (!st->started)
+        start_exchange(st, TG_HTTP_BODY_CHUNKED);
+    take_body(st, data, datalen);
+    return 0;
+}
+
+static int deferred_consume(nghttp3_conn *h3, int64_t stream_id, size_t n, void *conn_user_data,
+                            void *stream_user_data)
+{
+    (void)h3;
+    tg__qconn_t *c = conn_user_data;
+    (void)stream_user_data;
+    ngtcp2_conn_extend_max_stream_offset(c->qc, stream_id, n);
+    ngtcp2_conn_extend_max_offset(c->qc, n);
+    return 0;
+}
+
+static int end_stream(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
+                      void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st == NULL)
+        return 0;
+    st->fin = true;
+    if (!st->started) {
+        start_exchange(st, TG_HTTP_BODY_NONE);
+        return 0;
+    }
+    if (!st->rejected)
+        push_body(st);
+    return 0;
+}
+
+static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                        void *conn_user_data, void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)app_error_code;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st != NULL)
+        tg__h3_stream_free(st);
+    return 0;
+}
+
+static int stop_sending(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                        void *conn_user_data, void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_user_data;
+    tg__qconn_t *c = conn_user_data;
+    ngtcp2_conn_shutdown_stream_read(c->qc, stream_id, app_error_code);
+    return 0;
+}
+
+static int reset_stream(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
+                        void *conn_user_data, void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_user_data;
+    tg__qconn_t *c = conn_user_data;
+    ngtcp2_conn_shutdown_stream_write(c->qc, stream_id, app_error_code);
+    return 0;
+}
+
+const nghttp3_callbacks tg__h3_callbacks = {
+    .acked_stream_data = acked_data,
+    .stream_close = stream_close,
+    .recv_data = recv_data,
+    .deferred_consume = deferred_consume,
+    .begin_headers = begin_headers,
+    .recv_header = recv_header,
+    .end_headers = end_headers,
+    .stop_sending = stop_sending,
+    .end_stream = end_stream,
+    .reset_stream = reset_stream,
+};
+
+int tg__h3_open(tg__qconn_t *c)
+{
+    if (c->h3 != NULL)
+        return 0;
+    nghttp3_settings settings;
+    nghttp3_settings_default(&settings);
+    settings.qpack_max_dtable_capacity = 4096;
+    settings.qpack_blocked_streams = 100;
+    settings.max_field_section_size = c->gen->cfg->global.limits.max_header_bytes;
+    if (nghttp3_conn_server_new(&c->h3, &tg__h3_callbacks, &settings, nghttp3_mem_default(), c) !=
+        0)
+        return -1;
+    nghttp3_conn_set_max_client_streams_bidi(c->h3, TG__QUIC_MAX_STREAMS_BIDI);
+    int64_t ctrl, qenc, qdec;
+    if (ngtcp2_conn_open_uni_stream(c->qc, &ctrl, NULL) != 0 ||
+        nghttp3_conn_bind_control_stream(c->h3, ctrl) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->qc, &qenc, NULL) != 0 ||
+        ngtcp2_conn_open_uni_stream(c->qc, &qdec, NULL) != 0 ||
+        nghttp3_conn_bind_qpack_streams(c->h3, qenc, qdec) != 0)
+        return -1;
+    return 0;
+}
