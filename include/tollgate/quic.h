@@ -138,9 +138,13 @@ void tg_quic_server_free(tg_quic_server_t *s);
  * bind must answer from the address the client used). Returns 0 or -1 with errno. */
 int tg_quic_socket_prepare(int fd, int family);
 
-/* fd (this worker's socket of listener l, NULL when no listener of the worker's generation
- * uses the socket any more) is readable: read and serve its datagrams. */
-void tg_quic_on_readable(tg_quic_server_t *s, int fd, const tg_listener_rt_t *l);
+/* fd, this worker's socket bound to `bound`, is readable: read and serve its datagrams.
+ * l is the listener of the worker's generation on it, or NULL when it was removed (the
+ * socket then only serves the connections still on it). */
+void tg_quic_on_readable(tg_quic_server_t *s, int fd, const struct sockaddr *bound,
+                         socklen_t bound_len, const tg_listener_rt_t *l);
+/* Connections that send through fd. */
+size_t tg_quic_conns_on(const tg_quic_server_t *s, int fd);
 
 /* Graceful stop: GOAWAY to every connection, CONNECTION_CLOSE once its requests are done;
  * on_drained when none is left. */

@@ -286,7 +286,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void tg_quic_on_readable(tg_quic_server_t *s, int fd, const tg_listener_rt_t *l)
+void tg_quic_on_readable(tg_quic_server_t *s, int fd, const struct sockaddr *bound,
+                         socklen_t bound_len, const tg_listener_rt_t *l)
 {
     union {
         char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
@@ -316,8 +317,8 @@ void tg_quic_on_readable(tg_quic_server_t *s, int fd, const tg_listener_rt_t *l)
         d->fd = fd;
         d->lst = l;
         /* The local address: the bound one, with the real destination from PKTINFO. */
-        memcpy(&d->local, &l->conf->addr, l->conf->addr_len);
-        d->local_len = l->conf->addr_len;
+        memcpy(&d->local, bound, bound_len);
+        d->local_len = bound_len;
         for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
             if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
                 struct in_pktinfo pi;
@@ -410,6 +411,14 @@ void tg_quic_close_all(tg_quic_server_t *s)
 {
     while (s->conns != NULL)
         tg__qconn_close_now(s->conns);
+}
+
+size_t tg_quic_conns_on(const tg_quic_server_t *s, int fd)
+{
+    size_t n = 0;
+    for (const tg__qconn_t *c = s->conns; c != NULL; c = c->next)
+        n += c->fd == fd;
+    return n;
 }
 
 size_t tg_quic_nconns(const tg_quic_server_t *s)

@@ -34,7 +34,8 @@ static const tg_listener_rt_t *listener_for(tg_worker_t *w, const tg_socket_t *s
 static void on_datagram(evutil_socket_t fd, short what, void *arg)
 {
     tg_acceptor_t *a = arg;
-    tg_quic_on_readable(a->w->quic, fd, listener_for(a->w, a->sock));
+    tg_quic_on_readable(a->w->quic, fd, (const struct sockaddr *)&a->sock->addr,
+                        a->sock->addr_len, listener_for(a->w, a->sock));
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -77,22 +78,36 @@ static void acceptor_close(tg_acceptor_t *a)
     free(a);
 }
 
+/* Whether a socket of a removed listener (or of a stopping worker) can close now. A UDP
+ * socket outlives its listener while QUIC connections still use it: their ACKs and the
+ * rest of their requests come in there, and there is no accept queue to refuse. */
+static bool acceptor_done(tg_worker_t *w, const tg_acceptor_t *a)
+{
+    if (!a->sock->removed && !w->stopping)
+        return false;
+    return a->sock->protocol != TG_PROTO_QUIC ||
+           tg_quic_conns_on(w->quic, a->sock->fds[w->id]) == 0;
+}
+
 /* Listen on every live inventory socket, stop on removed ones. Called with gen_lock held,
- * the only time a worker looks at the inventory itself. */
-static void sync_acceptors(tg_worker_t *w)
+ * the only time a worker looks at the inventory itself. Returns how many sockets of
+ * removed listeners linger for their QUIC connections. */
+static size_t sync_acceptors(tg_worker_t *w)
 {
     tg_inventory_t *inv = &w->rt->inv;
+    size_t lingering = 0;
     for (tg_acceptor_t **pa = &w->acceptors; *pa != NULL;) {
         tg_acceptor_t *a = *pa;
-        if (a->sock->removed || w->stopping) {
+        if (acceptor_done(w, a)) {
             *pa = a->next;
             acceptor_close(a);
         } else {
+            lingering += a->sock->removed;
             pa = &a->next;
         }
     }
     if (w->stopping)
-        return;
+        return lingering;
     for (size_t i = 0; i < inv->n; i++) {
         tg_socket_t *s = inv->socks[i];
         bool have = false;
@@ -109,6 +124,7 @@ static void sync_acceptors(tg_worker_t *w)
         a->next = w->acceptors;
         w->acceptors = a;
     }
+    return lingering;
 }
 
 /* Either frontend saw its last connection go: the worker ends when both have. */
@@ -135,6 +151,9 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     uint64_t now = tg_now_ms();
     size_t left = tg_h1_reap(&w->h1, now);
     left += tg_quic_reap(w->quic, now);
+    pthread_mutex_lock(&w->rt->gen_lock);
+    left += sync_acceptors(w);
+    pthread_mutex_unlock(&w->rt->gen_lock);
     if (left == 0)
         evtimer_del(w->reap_timer);
 }
@@ -145,14 +164,14 @@ static void take_generation(tg_worker_t *w)
     pthread_mutex_lock(&rt->gen_lock);
     tg_generation_t *old = w->gen;
     w->gen = tg_generation_ref(rt->published);
-    sync_acceptors(w);
+    size_t lingering = sync_acceptors(w);
     pthread_mutex_unlock(&rt->gen_lock);
     if (old == NULL)
         return;
     /* Connections of listeners that are gone finish their current request and close,
      * at the latest after drain_timeout. */
     uint64_t deadline = tg_now_ms() + w->gen->cfg->global.drain_timeout_ms;
-    size_t retiring = tg_h1_retire(&w->h1, w->gen, deadline);
+    size_t retiring = lingering + tg_h1_retire(&w->h1, w->gen, deadline);
     retiring += tg_quic_retire(w->quic, w->gen, deadline);
     if (retiring > 0) {
         struct timeval tv = {0, REAP_INTERVAL_MS * 1000};

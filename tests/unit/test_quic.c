@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "tollgate/quic.h"
+/* The worker's connection-id table is internal to the module but pure: tested here. */
+#include "../../src/quic/quic_internal.h"
 
 #define SEC 1000000000ull
 #define T0 (1000 * SEC) /* any monotonic "now"; far from 0 so "before issue" is testable */
@@ -439,6 +441,49 @@ static void test_reset_token(void **state)
     assert_int_equal(tg_quic_reset_token(t2, NULL, 4), -1);
 }
 
+/* The table a worker routes datagrams with: every id finds its connection through growth,
+ * removal takes only the named connection's entry, and a reused first DCID goes to the
+ * newest connection. */
+static void test_cid_table(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static uint8_t ids[N][TG_QUIC_CID_LEN];
+    tg__cid_table_t t;
+    tg__cid_table_init(&t);
+    tg__qconn_t *a = (tg__qconn_t *)(uintptr_t)0x1000, *b = (tg__qconn_t *)(uintptr_t)0x2000;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(tg_quic_cid_new(ids[i], 3), 0);
+        tg__cid_add(&t, ids[i], TG_QUIC_CID_LEN, i % 2 ? a : b);
+    }
+    assert_int_equal(t.n, N);
+    assert_true(t.nbuckets >= N); /* grown */
+    for (int i = 0; i < N; i++) {
+        assert_ptr_equal(tg__cid_find(&t, ids[i], TG_QUIC_CID_LEN), i % 2 ? a : b);
+        assert_int_equal(tg_quic_cid_worker(ids[i], TG_QUIC_CID_LEN), 3);
+        assert_null(tg__cid_find(&t, ids[i], TG_QUIC_CID_LEN - 1)); /* length is part of it */
+    }
+    for (int i = 0; i < N; i += 2) {
+        tg__cid_remove(&t, ids[i], TG_QUIC_CID_LEN, a); /* b's: not a's to remove */
+        assert_ptr_equal(tg__cid_find(&t, ids[i], TG_QUIC_CID_LEN), b);
+        tg__cid_remove(&t, ids[i], TG_QUIC_CID_LEN, b);
+        assert_null(tg__cid_find(&t, ids[i], TG_QUIC_CID_LEN));
+    }
+    assert_int_equal(t.n, N / 2);
+    for (int i = 1; i < N; i += 2)
+        assert_ptr_equal(tg__cid_find(&t, ids[i], TG_QUIC_CID_LEN), a);
+    /* A client's own 8-byte first DCID, reused by a second connection. */
+    const uint8_t dcid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    tg__cid_add(&t, dcid, sizeof dcid, a);
+    tg__cid_add(&t, dcid, sizeof dcid, b);
+    assert_ptr_equal(tg__cid_find(&t, dcid, sizeof dcid), b);
+    tg__cid_remove(&t, dcid, sizeof dcid, a); /* the first connection goes: b keeps it */
+    assert_ptr_equal(tg__cid_find(&t, dcid, sizeof dcid), b);
+    uint8_t big[NGTCP2_MAX_CIDLEN + 1] = {0};
+    assert_null(tg__cid_find(&t, big, sizeof big)); /* over-long ids are nobody's */
+    tg__cid_table_free(&t);
+}
+
 int main(void)
 {
     srand(12345);
@@ -458,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_cid_hides_worker),
         cmocka_unit_test(test_cid_foreign),
         cmocka_unit_test(test_reset_token),
+        cmocka_unit_test(test_cid_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
