@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -35,6 +36,9 @@ typedef struct tg_client_info_s {
      * headers and the access log's client_subject. Owned by the frontend's connection. */
     tg_tls_identity_t *cert;
 } tg_client_info_t;
+
+/* Set addr and port from the client's socket address. */
+void tg_client_info_set_peer(tg_client_info_t *ci, const struct sockaddr *peer);
 
 typedef struct tg_exchange_s tg_exchange_t;
 

@@ -665,18 +665,7 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
     c->client.sni = "";
     c->client.tls_version = "";
     c->client.cipher = "";
-    char text[80];
-    tg_addr_format(peer, text, sizeof(text));
-    /* "[v6]:port" / "v4:port" -> address and port apart, as the headers want them. */
-    char *colon = strrchr(text, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    const char *host = text[0] == '[' ? text + 1 : text;
-    size_t hl = strlen(host);
-    if (hl > 0 && host[hl - 1] == ']')
-        hl--;
-    memcpy(c->client.addr, host, hl < sizeof(c->client.addr) ? hl : sizeof(c->client.addr) - 1);
-    c->client.port = tg_addr_port(peer);
+    tg_client_info_set_peer(&c->client, peer);
     event_assign(&c->rev, srv->loop->base, fd, EV_READ | EV_PERSIST, on_io, c);
     event_assign(&c->wev, srv->loop->base, fd, EV_WRITE | EV_PERSIST, on_io, c);
     evtimer_assign(&c->timer, srv->loop->base, on_timer, c);

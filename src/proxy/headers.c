@@ -160,3 +160,22 @@ int tg__proxy_write_head(tg_exchange_t *ex, const tg_http_request_t *req)
     ex->out.end = (size_t)(w.p - ex->out.data);
     return 0;
 }
+
+void tg_client_info_set_peer(tg_client_info_t *ci, const struct sockaddr *peer)
+{
+    char text[80];
+    tg_addr_format(peer, text, sizeof(text));
+    /* "[v6]:port" / "v4:port" -> address and port apart, as the headers want them. */
+    char *colon = strrchr(text, ':');
+    if (colon != NULL)
+        *colon = '\0';
+    const char *host = text[0] == '[' ? text + 1 : text;
+    size_t hl = strlen(host);
+    if (hl > 0 && host[hl - 1] == ']')
+        hl--;
+    if (hl >= sizeof(ci->addr))
+        hl = sizeof(ci->addr) - 1;
+    memcpy(ci->addr, host, hl);
+    ci->addr[hl] = '\0';
+    ci->port = tg_addr_port(peer);
+}

@@ -240,22 +240,7 @@ static void fill_client(tg__qconn_t *c)
     tg_client_info_t *ci = &c->client;
     ci->listener = c->lst->conf->id;
     ci->listener_port = tg_addr_port((const struct sockaddr *)&c->lst->conf->addr);
-    char buf[80];
-    tg_addr_format((const struct sockaddr *)&c->remote, buf, sizeof buf);
-    /* tg_addr_format gives "addr:port" or "[v6]:port": keep the address alone */
-    char *colon = strrchr(buf, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    const char *a = buf;
-    size_t alen = strlen(buf);
-    if (alen >= 2 && buf[0] == '[' && buf[alen - 1] == ']') {
-        a = buf + 1;
-        buf[alen - 1] = '\0';
-    }
-    size_t n = strlen(a) < sizeof ci->addr - 1 ? strlen(a) : sizeof ci->addr - 1;
-    memcpy(ci->addr, a, n);
-    ci->addr[n] = '\0';
-    ci->port = tg_addr_port((const struct sockaddr *)&c->remote);
+    tg_client_info_set_peer(&c->client, (const struct sockaddr *)&c->remote);
     ci->sni = c->sni;
     ci->tls_version = "TLSv1.3";
     ci->cipher = "";
@@ -569,16 +554,23 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
         .local = {.addr = (ngtcp2_sockaddr *)&d->local, .addrlen = d->local_len},
         .remote = {.addr = (ngtcp2_sockaddr *)&d->remote, .addrlen = d->remote_len},
     };
+    /* A request in this datagram is forwarded with the address it came from, even when
+     * the datagram is the one that moves the connection to a new path. */
+    bool moved = !tg_addr_equal((const struct sockaddr *)&d->remote,
+                                (const struct sockaddr *)&c->remote);
+    if (moved)
+        tg_client_info_set_peer(&c->client, (const struct sockaddr *)&d->remote);
     c->in_read = true;
     int rv = ngtcp2_conn_read_pkt(c->qc, &path, NULL, d->data, d->len, tg__quic_now());
     c->in_read = false;
     if (rv == 0) {
-        /* Remember the client's latest address for NEW_TOKEN and the log. */
-        if (!tg_addr_equal((const struct sockaddr *)&d->remote,
-                           (const struct sockaddr *)&c->remote)) {
+        /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
+         * requests, their forwarded headers and the log name the new address. */
+        if (moved) {
             const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
             memcpy(&c->remote, cur->remote.addr, cur->remote.addrlen);
             c->remote_len = cur->remote.addrlen;
+            tg_client_info_set_peer(&c->client, (const struct sockaddr *)&c->remote);
         }
         tg__qconn_kick(c);
         return;
