@@ -609,8 +609,10 @@ static void test_conf_proxy(void **state)
     assert_int_equal(cfg->backends[b].balance, TG_BALANCE_ROUND_ROBIN);
     assert_true(cfg->backends[b].health.enabled);
     assert_string_equal(cfg->backends[b].health.path, "/");
-    assert_int_equal(cfg->nlisteners, 1);
+    assert_int_equal(cfg->nlisteners, 2);
     assert_int_equal(cfg->listeners[0].backend, (size_t)b);
+    assert_int_equal(cfg->listeners[1].protocol, TG_PROTO_QUIC);
+    assert_int_equal(cfg->listeners[1].backend, (size_t)b);
     tg_config_free(cfg);
     tg_errors_free(&errs);
 }
