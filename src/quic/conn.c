@@ -560,9 +560,7 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
                                 (const struct sockaddr *)&c->remote);
     if (moved)
         tg_client_info_set_peer(&c->client, (const struct sockaddr *)&d->remote);
-    c->in_read = true;
     int rv = ngtcp2_conn_read_pkt(c->qc, &path, NULL, d->data, d->len, tg__quic_now());
-    c->in_read = false;
     if (rv == 0) {
         /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
          * requests, their forwarded headers and the log name the new address. */

@@ -160,6 +160,7 @@ static void handoff(tg_quic_server_t *s, unsigned worker, const tg__dgram_t *d)
     memcpy(copy, d, sizeof(*copy) + d->len);
     copy->next = NULL;
     copy->lst = NULL; /* our generation's listener means nothing to the peer */
+    copy->handed = true;
     pthread_mutex_lock(&peer->inbox_lock);
     *peer->inbox_tail = copy;
     peer->inbox_tail = &copy->next;
@@ -237,10 +238,12 @@ static void dispatch(tg_quic_server_t *s, const tg__dgram_t *d)
     }
     int owner = tg_quic_cid_worker(vc.dcid, vc.dcidlen);
     if (owner >= 0 && (unsigned)owner != s->conf.worker && (unsigned)owner < s->conf.nworkers &&
-        d->lst != NULL) {
+        !d->handed) {
         handoff(s, (unsigned)owner, d);
         return;
     }
+    if (d->handed)
+        return; /* its connection is gone: the receiving worker's socket is not ours */
     if (!(d->data[0] & 0x80)) {
         /* A short-header packet for a connection nobody has (closed, or from before a
          * restart): tell the client at once instead of letting it time out. */
@@ -316,6 +319,7 @@ void tg_quic_on_readable(tg_quic_server_t *s, int fd, const struct sockaddr *bou
         d->remote_len = msg.msg_namelen;
         d->fd = fd;
         d->lst = l;
+        d->handed = false;
         /* The local address: the bound one, with the real destination from PKTINFO. */
         memcpy(&d->local, bound, bound_len);
         d->local_len = bound_len;

@@ -7,6 +7,7 @@
 #include "quic_internal.h"
 
 #define MAX_REQ_HEADERS 128
+#define MAX_RESP_FIELDS 130 /* the proxy's 128 and Alt-Svc, with room to spare */
 /* Response bytes a stream queues before the exchange is asked to stop reading the
  * backend; it resumes once acknowledgements bring the queue under the low mark. */
 #define OUT_HIGH (512u * 1024)
@@ -186,8 +187,9 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
 {
     tg__h3stream_t *st = from_ex(ex);
     tg__qconn_t *c = st->conn;
-    nghttp3_nv nva[MAX_REQ_HEADERS + 2];
-    char names[MAX_REQ_HEADERS][64];
+    nghttp3_nv nva[MAX_RESP_FIELDS + 2];
+    char lower[8192]; /* names lowercased here; most need no copy */
+    size_t lower_used = 0;
     char status_text[4], clen_text[24];
     size_t k = 0;
     snprintf(status_text, sizeof status_text, "%03d", status);
@@ -201,14 +203,20 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
         if (tg_http_hop_by_hop(hs[i].id) || hs[i].id == TG_HDR_CONTENT_LENGTH)
             continue;
         /* HTTP/3 field names are lowercase (RFC 9114 §4.2); HTTP/1 backends send any case.
-         * Names longer than our copy are forwarded as they came. */
-        const uint8_t *name = (const uint8_t *)hs[i].name;
-        if (hs[i].name_len <= sizeof names[0]) {
-            for (size_t j = 0; j < hs[i].name_len; j++) {
-                char ch = hs[i].name[j];
-                names[i < MAX_REQ_HEADERS ? i : 0][j] = ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
-            }
-            name = (const uint8_t *)names[i < MAX_REQ_HEADERS ? i : 0];
+         * A mixed-case name that no longer fits the copy is dropped, never sent as is: the
+         * client would fail the whole response for it. */
+        const char *name = hs[i].name;
+        bool upper = false;
+        for (size_t j = 0; j < hs[i].name_len && !upper; j++)
+            upper = name[j] >= 'A' && name[j] <= 'Z';
+        if (upper) {
+            if (hs[i].name_len > sizeof lower - lower_used)
+                continue;
+            char *l = lower + lower_used;
+            for (size_t j = 0; j < hs[i].name_len; j++)
+                l[j] = name[j] >= 'A' && name[j] <= 'Z' ? (char)(name[j] + 32) : name[j];
+            lower_used += hs[i].name_len;
+            name = l;
         }
         nva[k++] = (nghttp3_nv){(uint8_t *)name, (uint8_t *)hs[i].value, hs[i].name_len,
                                 hs[i].value_len, 0};

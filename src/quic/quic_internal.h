@@ -90,6 +90,7 @@ void tg__cid_remove(tg__cid_table_t *t, const uint8_t *cid, size_t len, const tg
 typedef struct tg__dgram_s {
     struct tg__dgram_s *next;
     const tg_listener_rt_t *lst; /* of the receiving worker's generation: only for lookups */
+    bool handed;                 /* from another worker: its fd is not ours to answer on */
     int fd;                      /* the socket it came in on (handoff: the receiver's) */
     struct sockaddr_storage local;
     socklen_t local_len;
@@ -194,7 +195,6 @@ struct tg__qconn_s {
     bool failure_counted;
     bool goaway_sent;
     bool closing;          /* CONNECTION_CLOSE written: closing period */
-    bool in_read;          /* inside ngtcp2_conn_read_pkt: never write from callbacks */
     uint8_t *close_pkt;    /* resent in answer to packets during the closing period */
     size_t close_len;
     uint64_t close_until_ms;
