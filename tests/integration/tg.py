@@ -220,16 +220,20 @@ def base_config(pki, workdir, workers=1, access_log="stderr", drain_timeout="5s"
             "backends": {}, "listeners": {}}
 
 
-def https_listener(port, backend, default="www-ecdsa", extended=None, policy=None, **extra):
-    lst = {"protocol": "https", "listen": "127.0.0.1:%d" % port, "backend": backend}
-    if policy:
-        lst["security_policy"] = policy
+def _listener(protocol, port, backend, default, extended, extra):
+    lst = {"protocol": protocol, "listen": "127.0.0.1:%d" % port, "backend": backend}
     certs = {"default": default}
     if extended:
         certs["extended"] = list(extended)
     lst["certificates"] = certs
     lst.update(extra)
     return lst
+
+
+def https_listener(port, backend, default="www-ecdsa", extended=None, policy=None, **extra):
+    if policy:
+        extra = dict(extra, security_policy=policy)
+    return _listener("https", port, backend, default, extended, extra)
 
 
 def pool_backend(servers, balance=None, health=None, **extra):
@@ -1107,3 +1111,442 @@ class ClassDaemonCase(TestCase):
     def setUp(self):
         super().setUp()
         self.daemon = self.cdaemon
+
+
+# ---------------------------------------------------------------------------------------
+# QUIC / HTTP/3: listeners, UDP ports, and gtlsclient (ngtcp2's example client) as the peer
+#
+# gtlsclient is the GnuTLS build of ngtcp2's example HTTP/3 client (Debian 12 package
+# ngtcp2-client, 0.12.1). What the helpers below rely on, from its source and tests:
+#
+# - `gtlsclient [OPTIONS] HOST PORT URI...` opens ONE connection and sends one request a
+#   URI, all at once on concurrent bidirectional streams 0, 4, 8, ... in URI order.
+#   --exit-on-all-streams-close makes it exit when the last of them closes; without it, it
+#   waits for the idle timeout (--timeout, 30s by default).
+# - Its exit code says nothing about the transfer: it is 0 after a failed handshake, an
+#   idle timeout or a reset stream too (only bad options and socket set-up give 1). Success
+#   is judged from its debug output (stderr): `http: stream 0x0 [:status: 200]` response
+#   header lines, `HTTP stream 0 closed with error code 256` (H3_NO_ERROR), and the files
+#   it writes.
+# - --download=DIR writes each response body to DIR/<last path component of the URI, query
+#   included> ("index.html" for "/"). Two URIs with the same last component clash: h3_get
+#   refuses that (add a dummy query parameter, e.g. "/bytes?n=10&i=1").
+# - -d/--data=FILE sends FILE as the body of EVERY request (with content-length);
+#   -m/--http-method=METHOD sets the method (GET by default, also with --data).
+# - SNI: --sni=NAME is parsed but IGNORED by the GnuTLS build of 0.12.1 (only the
+#   OpenSSL/BoringSSL/wolfSSL sessions use it). The SNI is HOST when HOST is a DNS name and
+#   "localhost" when HOST is an IP address; a ClientHello without SNI cannot be sent. So to
+#   send SNI NAME, h3_get passes NAME as HOST and LD_PRELOADs a tiny getaddrinfo shim
+#   (compiled once with cc, see _resolver_shim) that resolves every non-numeric name to
+#   127.0.0.1. sni=None or "localhost" needs no shim (HOST 127.0.0.1).
+# - It does not verify the server certificate (system trust is loaded, never checked) and
+#   never prints it. Which certificate was served is read from its debug output: without
+#   -q and --no-quic-dump it hexdumps every CRYPTO frame it receives, in order, under
+#   `Ordered CRYPTO data in Handshake crypto level`; those bytes are the server's TLS 1.3
+#   EncryptedExtensions, Certificate, CertificateVerify and Finished messages, and the
+#   first certificate_list entry of Certificate is the leaf (H3Result.cert_der/cert_sha256).
+#   A resumed (PSK) handshake has no Certificate message (H3Result.resumed). The same
+#   switch hexdumps all STREAM data, so ask for the certificate (cert=True) only with small
+#   bodies; big transfers run with --no-quic-dump or -q.
+# - A Retry shows as an `rx ... type=Retry` packet line of the ngtcp2 log and, once the
+#   handshake completes, as `retry_source_connection_id=` among the server's transport
+#   parameters (H3Result.retried is both).
+# - --tx-loss/--rx-loss=P drop outgoing/incoming packets with probability P;
+#   --change-local-addr=DURATION moves to a new local port that long after the handshake
+#   is confirmed (path validation, `Path validation against path {...} succeeded`), with
+#   --nat-rebinding without path validation (a NAT rebinding as the server sees it);
+#   --delay-stream=DURATION holds the requests back that long after the handshake.
+# - --session-file=F reads/writes the TLS session (written when a NewSessionTicket
+#   arrives); --tp-file=F the server's transport parameters (with both, the next run sends
+#   0-RTT unless --disable-early-data).
+# - Debug output is large: every packet is logged, and without --no-http-dump every body is
+#   hexdumped. h3_get always passes --no-http-dump and writes the output to a file.
+
+GTLSCLIENT = os.environ.get("TG_GTLSCLIENT") or shutil.which("gtlsclient") or "/usr/bin/gtlsclient"
+
+
+def have_gtlsclient():
+    return os.access(GTLSCLIENT, os.X_OK)
+
+
+def free_udp_port():
+    return free_port(socket.SOCK_DGRAM)
+
+
+def free_port_both():
+    """A port number free on 127.0.0.1 for both TCP and UDP (an https and a quic listener
+    on the same number)."""
+    for _ in range(100):
+        p = free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+    raise AssertionError("no port free for both TCP and UDP")
+
+
+def quic_listener(port, backend, default="www-ecdsa", extended=None, **extra):
+    return _listener("quic", port, backend, default, extended, extra)
+
+
+def listener_ports(config, protocol):
+    return [int(l["listen"].rsplit(":", 1)[1]) for l in config["listeners"].values()
+            if l.get("protocol", "https") == protocol]
+
+
+def _socket_inodes(pid):
+    out = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+    except OSError:
+        pass
+    return out
+
+
+def udp_bound(port, pid=None):
+    """True when a UDP socket is bound to PORT (of process PID when given), from
+    /proc/net/udp{,6}: UDP has no connect() to probe with."""
+    inodes = _socket_inodes(pid) if pid is not None else None
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10:
+                continue
+            if int(parts[1].rsplit(":", 1)[1], 16) != port:
+                continue
+            if inodes is None or parts[9] in inodes:
+                return True
+    return False
+
+
+def wait_udp_port(port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if udp_bound(port, proc.pid if proc is not None else None):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+_shim_lock = threading.Lock()
+_shim_path = None
+
+_SHIM_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <arpa/inet.h>
+/* tollgate tests: resolve every non-numeric host name to 127.0.0.1, so that gtlsclient can
+   be given any name as HOST (its SNI) and still reach the daemon on the loopback. */
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res) {
+    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    unsigned char buf[16];
+    if (!real)
+        real = (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))
+            dlsym(RTLD_NEXT, "getaddrinfo");
+    if (node && inet_pton(AF_INET, node, buf) != 1 && inet_pton(AF_INET6, node, buf) != 1)
+        node = "127.0.0.1";
+    return real(node, service, hints, res);
+}
+"""
+
+
+def _resolver_shim():
+    """Path of the LD_PRELOAD getaddrinfo shim (compiled once a process), or None when no
+    C compiler is at hand."""
+    global _shim_path
+    with _shim_lock:
+        if _shim_path is None:
+            cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+            if not cc:
+                _shim_path = ""
+                return None
+            d = make_tmpdir("tg-shim-")
+            atexit.register(remove_tmpdir, d)
+            src = os.path.join(d, "resolve_loopback.c")
+            so = os.path.join(d, "resolve_loopback.so")
+            with open(src, "w") as f:
+                f.write(_SHIM_C)
+            p = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            _shim_path = so if p.returncode == 0 else ""
+        return _shim_path or None
+
+
+def _parse_hexdumps(text, title):
+    """The bytes of every hexdump (util::hexdump of ngtcp2's examples) that follows a line
+    equal to TITLE, concatenated."""
+    out = bytearray()
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i] != title:
+            i += 1
+            continue
+        i += 1
+        base = len(out)
+        last = b""
+        repeated = False
+        while i < len(lines):
+            line = lines[i]
+            if line == "*":
+                repeated = True
+                i += 1
+                continue
+            m = re.match(r"^([0-9a-f]{8})(?:  (.*))?$", line)
+            if not m:
+                break
+            off = int(m.group(1), 16)
+            if repeated and last:
+                while len(out) - base < off:
+                    out += last
+                repeated = False
+            if m.group(2) is None:  # the closing line: the length alone
+                i += 1
+                break
+            chunk = bytes.fromhex("".join(line[10:60].split()))
+            out += chunk
+            last = chunk
+            i += 1
+    return bytes(out)
+
+
+def _tls_messages(data):
+    """[(type, body)] of the TLS handshake messages in DATA (a CRYPTO stream)."""
+    out = []
+    p = 0
+    while p + 4 <= len(data):
+        t = data[p]
+        n = int.from_bytes(data[p + 1:p + 4], "big")
+        if p + 4 + n > len(data):
+            break
+        out.append((t, data[p + 4:p + 4 + n]))
+        p += 4 + n
+    return out
+
+
+def _first_certificate(body):
+    """The leaf DER of a TLS 1.3 Certificate message body."""
+    ctx_len = body[0]
+    p = 1 + ctx_len + 3  # certificate_request_context, certificate_list length
+    n = int.from_bytes(body[p:p + 3], "big")
+    return body[p + 3:p + 3 + n]
+
+
+class H3Result:
+    """What one gtlsclient run did. paths: the request paths in URI order; bodies: {path:
+    bytes written to the download dir} (b"" when nothing arrived); status: {path: int};
+    headers: {path: [(name, value)]} (response header lines, pseudo-headers included);
+    closed: {path: application error code the stream closed with} (256 = H3_NO_ERROR).
+    status, headers and closed stay empty with quiet=True."""
+
+    def __init__(self, paths, rc, out, bodies, elapsed, timed_out, cmd):
+        self.paths = list(paths)
+        self.rc = rc
+        self.out = out
+        self.bodies = bodies
+        self.elapsed = elapsed
+        self.timed_out = timed_out
+        self.cmd = cmd
+        self.stream_path = {}
+        for i, p in enumerate(self.paths):
+            self.stream_path[4 * i] = p  # client bidi streams 0, 4, 8, ... in URI order
+        cur = None
+        for line in out.splitlines():  # the submitted requests, when not quiet
+            m = re.match(r"^http: stream 0x([0-9a-f]+) submit request headers$", line)
+            if m:
+                cur = int(m.group(1), 16)
+                continue
+            if cur is not None:
+                m = re.match(r"^\[:path: (.*)\]$", line)
+                if m:
+                    self.stream_path[cur] = m.group(1)
+                    cur = None
+                elif not line.startswith("["):
+                    cur = None
+        self.status = {}
+        self.headers = {}
+        self.closed = {}
+        for m in re.finditer(r"^http: stream 0x([0-9a-f]+) \[(.*?): (.*)\]$", out, re.M):
+            p = self.stream_path.get(int(m.group(1), 16))
+            self.headers.setdefault(p, []).append((m.group(2), m.group(3)))
+            if m.group(2) == ":status":
+                self.status[p] = int(m.group(3))
+        for m in re.finditer(r"^HTTP stream (\d+) closed with error code (\d+)$", out, re.M):
+            self.closed[self.stream_path.get(int(m.group(1)))] = int(m.group(2))
+        hs = _tls_messages(_parse_hexdumps(out, "Ordered CRYPTO data in Handshake crypto level"))
+        self.handshake_types = [t for t, _ in hs]
+        self.cert_der = None
+        for t, body in hs:
+            if t == 11:
+                try:
+                    self.cert_der = _first_certificate(body)
+                except (IndexError, ValueError):
+                    pass
+        self.cert_sha256 = sha256_hex(self.cert_der) if self.cert_der else None
+        # Handshake-level CRYPTO seen (EncryptedExtensions, Finished) but no Certificate
+        self.resumed = bool(self.handshake_types) and 11 not in self.handshake_types
+        self.rx_retry = re.search(r" pkt rx pkn=\S+ dcid=\S+ scid=\S+ version=\S+ type=Retry\b",
+                                  out) is not None
+        self.retry_scid = re.search(r"remote transport_parameters retry_source_connection_id=0x",
+                                    out) is not None
+        self.retried = self.rx_retry and self.retry_scid
+        self.handshake_completed = "QUIC handshake has completed" in out
+        m = re.search(r"^Negotiated ALPN is (\S+)", out, re.M)
+        self.alpn = m.group(1) if m else None
+        m = re.search(r"^Negotiated cipher suite is (\S+)", out, re.M)
+        self.cipher = m.group(1) if m else None
+        self.local_ports = []  # the client's local ports, in order of first use
+        for m in re.finditer(r"^Received packet: local=\S+:(\d+) remote=", out, re.M):
+            lp = int(m.group(1))
+            if lp not in self.local_ports:
+                self.local_ports.append(lp)
+        self.path_validations = re.findall(r"^Path validation against path \{.*\} (\w+)$", out,
+                                           re.M)
+
+    def header(self, path, name, default=None):
+        for k, v in self.headers.get(path, []):
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def ok(self, path):
+        """PATH got a 200 and its stream closed cleanly (needs quiet=False)."""
+        return self.status.get(path) == 200 and self.closed.get(path) == 256
+
+    def summary(self, tail=60):
+        """For assertion messages: the command, exit, and the interesting output lines."""
+        keep = [l for l in self.out.splitlines()
+                if not re.match(r"^(I\d{8} |[0-9a-f]{8}(  |$)|\*$|Received packet|Sent packet|"
+                                r"Set timer|Timer has already expired|Ordered |\+ |"
+                                r"http: stream 0x[0-9a-f]+ body )", l)]
+        return ("--- gtlsclient %s\nexit %s%s after %.1fs; status %s; closed %s; handshake "
+                "completed %s\n--- its output (packet log and dumps left out), tail\n%s"
+                % (" ".join(self.cmd[1:]), self.rc, " (killed at the timeout)" if self.timed_out
+                   else "", self.elapsed, self.status, self.closed, self.handshake_completed,
+                   "\n".join(keep[-tail:])))
+
+    def __repr__(self):
+        return "<H3Result %s>" % self.summary(20)
+
+
+def h3_get(port, paths, sni=None, data_file=None, method=None, extra_args=(), timeout=30,
+           quiet=False, cert=False, idle_timeout="5s", host="127.0.0.1", download=True,
+           keep_dir=None):
+    """One gtlsclient connection to 127.0.0.1:PORT requesting every path of PATHS (a str or
+    a list) on concurrent streams; returns an H3Result.
+
+    sni: the SNI to send (None = "localhost", gtlsclient's choice for an IP address; any
+    other name goes through the getaddrinfo shim, see above). data_file: body of every
+    request (method then defaults to POST). cert=True keeps the CRYPTO/STREAM hexdumps so
+    the served certificate can be read: small bodies only. quiet=True (-q): no debug output
+    at all (big transfers): only bodies, no status. timeout: hard limit for the process;
+    idle_timeout: QUIC idle timeout (a stuck connection ends by itself this long after the
+    last packet). keep_dir: write the downloads there (default a temp folder, removed)."""
+    if isinstance(paths, str):
+        paths = [paths]
+    if not have_gtlsclient():
+        raise unittest.SkipTest("gtlsclient (Debian package ngtcp2-client) not installed")
+    names = {}
+    for p in paths:
+        name = p[p.rfind("/") + 1:] or "index.html"
+        if name in names:
+            raise ValueError("paths %r and %r would be downloaded to the same file %r"
+                             % (names[name], p, name))
+        names[name] = p
+    env = dict(os.environ)
+    authority = "localhost"
+    if sni not in (None, "localhost"):
+        shim = _resolver_shim()
+        if not shim:
+            raise unittest.SkipTest("no C compiler for the getaddrinfo shim that sets gtlsclient's SNI")
+        env["LD_PRELOAD"] = shim + (" " + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
+        host = sni
+        authority = sni
+    work = make_tmpdir("tg-h3-")
+    try:
+        dl = keep_dir or os.path.join(work, "dl")
+        os.makedirs(dl, exist_ok=True)
+        cmd = [GTLSCLIENT, "--exit-on-all-streams-close", "--no-http-dump",
+               "--timeout=%s" % idle_timeout]
+        if download:
+            cmd.append("--download=%s" % dl)
+        if quiet:
+            cmd.append("-q")
+        elif not cert:
+            cmd.append("--no-quic-dump")
+        if data_file:
+            cmd += ["--data=%s" % data_file, "--http-method=%s" % (method or "POST")]
+        elif method:
+            cmd.append("--http-method=%s" % method)
+        cmd += list(extra_args)
+        cmd += [host, str(port)]
+        cmd += ["https://%s:%d%s" % (authority, port, p) for p in paths]
+        outp = os.path.join(work, "out.txt")
+        t0 = time.monotonic()
+        timed_out = False
+        with open(outp, "wb") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env)
+            try:
+                rc = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.kill()
+                rc = proc.wait(10)
+        elapsed = time.monotonic() - t0
+        with open(outp, "rb") as f:
+            text = f.read().decode(errors="replace")
+        bodies = {}
+        for name, p in names.items():
+            try:
+                with open(os.path.join(dl, name), "rb") as f:
+                    bodies[p] = f.read()
+            except OSError:
+                bodies[p] = b""
+        return H3Result(paths, rc, text, bodies, elapsed, timed_out, cmd)
+    finally:
+        remove_tmpdir(work)
+
+
+class H3Background:
+    """h3_get in a thread, for transfers that must be in flight while the test does
+    something else (a reload, a stop). result() joins and returns the H3Result."""
+
+    def __init__(self, *args, **kw):
+        self._res = None
+        self._exc = None
+        self.thread = threading.Thread(target=self._run, args=args, kwargs=kw, daemon=True)
+        self.thread.start()
+
+    def _run(self, *args, **kw):
+        try:
+            self._res = h3_get(*args, **kw)
+        except BaseException as e:  # noqa: BLE001 - handed to result()
+            self._exc = e
+
+    def result(self, timeout=60):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("the background gtlsclient did not finish within %ss" % timeout)
+        if self._exc is not None:
+            raise self._exc
+        return self._res
