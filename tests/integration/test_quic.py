@@ -503,6 +503,69 @@ class TestH3Lifecycle(QuicCase):
         self.assertH3Ok(old)
         self.assertPattern(old, p, MIB)
 
+    def rewrite_and_reload(self, d, cfg):
+        with open(d.conf_path + ".tmp", "w") as f:
+            f.write(tg.to_yaml(cfg) + "\n")
+        os.replace(d.conf_path + ".tmp", d.conf_path)
+        n = len(self.reload_events())
+        d.signal(signal.SIGHUP)
+        self.wait_for(lambda: len(self.reload_events()) > n, 10, msg="the reload's log line")
+
+    def test_reload_removed_listener_drains(self):
+        """A QUIC listener removed by a reload: the transfer on it finishes (its UDP socket
+        stays open for the connection), then the socket goes; the kept listener never
+        stops serving."""
+        be = self.trickle_backend("app")
+        gone, kept = tg.free_udp_port(), tg.free_udp_port()
+        cfg = self.config(workers=2, drain_timeout="10s")
+        cfg["backends"]["app"] = tg.pool_backend([be])
+        cfg["listeners"]["gone"] = tg.quic_listener(gone, "app")
+        cfg["listeners"]["kept"] = tg.quic_listener(kept, "app")
+        d = self.start(cfg)
+
+        p = "/trickle?n=%d&ms=2500" % MIB
+        bg = tg.H3Background(gone, p, timeout=RUN_TIMEOUT, idle_timeout=IDLE)
+        self.wait_for(lambda: be.requests("/trickle"), 10, msg="the long transfer to start")
+        time.sleep(0.3)
+        del cfg["listeners"]["gone"]
+        self.rewrite_and_reload(d, cfg)
+        self.assertTrue(bg.thread.is_alive(), "the long transfer ended before the reload was done")
+
+        r = self.h3(kept, "/whoami?kept")
+        self.assertH3Ok(r)
+        old = bg.result(RUN_TIMEOUT + 5)
+        self.assertH3Ok(old)
+        self.assertPattern(old, p, MIB)
+        # once its last connection is gone, the socket is closed for good
+        self.wait_for(lambda: not tg.udp_bound(gone, d.proc.pid), 10,
+                      msg="the removed listener's UDP sockets to close")
+        late = self.h3(gone, "/whoami?late", timeout=10, idle_timeout="2s",
+                       extra_args=["--handshake-timeout=2s"])
+        self.assertNotIn("/whoami?late", late.status, "the removed listener still serves"
+                         + self.why(late))
+
+    def test_reload_new_backend_for_next_request(self):
+        """SPEC §7.3: an established connection keeps its session, and its next request
+        goes to the backend of the new configuration."""
+        a, b = self.backend("a"), self.backend("b")
+        port = tg.free_udp_port()
+        cfg = self.config()
+        cfg["backends"]["app"] = tg.pool_backend([a])
+        cfg["listeners"]["q"] = tg.quic_listener(port, "app")
+        d = self.start(cfg)
+        cfg["backends"]["app"] = tg.pool_backend([b])
+        # one connection: a request, a pause during which the reload happens, a request
+        bg = tg.H3Background(port, ["/whoami?first", "/whoami?second"],
+                             extra_args=["--delay-stream=1500ms"], timeout=RUN_TIMEOUT,
+                             idle_timeout=IDLE)
+        time.sleep(0.5)
+        self.rewrite_and_reload(d, cfg)
+        r = bg.result(RUN_TIMEOUT + 5)
+        self.assertH3Ok(r)
+        self.assertEqual(len(b.requests("/whoami")), 2, "the requests did not reach the new "
+                         "backend%s" % self.why(r))
+        self.assertEqual(a.requests("/whoami"), [])
+
     def test_graceful_stop_finishes_transfer(self):
         be = self.trickle_backend("app")
         port = tg.free_udp_port()
