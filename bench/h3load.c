@@ -82,7 +82,7 @@ static struct {
     char host[256];      /* as in the URL, without brackets */
     char authority[300]; /* :authority, as in the URL */
     char path[2048];
-    const char *sni, *cacert;
+    const char *sni, *cacert, *priority;
     bool insecure, new_conn, allow_remote, verbose;
     int conns, streams, threads;
     uint64_t requests; /* -n; 0 when -D */
@@ -595,14 +595,24 @@ static void fail_conn(conn_t *c, conn_err_t kind, const char *why, bool tell_ser
     c->retry_at_ns = now + RETRY_NS;
 }
 
-static const char priority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE";
+/* What a browser offers (Chrome, Firefox): AES-128-GCM, AES-256-GCM, ChaCha20 and X25519, P-256,
+ * P-384, in that order, with one key share (X25519). GnuTLS's NORMAL would put AES-256-GCM and
+ * P-256 first: a server that follows the client's order (GnuTLS without %SERVER_PRECEDENCE)
+ * then negotiates other algorithms than one with its own order (Go), and the comparison is off;
+ * and its two key shares (P-256 and X25519) cost the client a key generation per handshake. */
+#define DEFAULT_PRIORITY                                                                           \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"      \
+    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE"
+static gnutls_priority_t priority; /* parsed once: not for every connection */
 
 static int tls_init(conn_t *c)
 {
-    /* No tickets: every connection is a full handshake, and the server mints none. */
-    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_NO_TICKETS) != 0)
+    /* No tickets: every connection is a full handshake, and the server mints none. One key
+     * share, for the first group; a server without it answers with a HelloRetryRequest. */
+    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_NO_TICKETS |
+                                 GNUTLS_KEY_SHARE_TOP) != 0)
         return -1;
-    if (gnutls_priority_set_direct(c->tls, priority, NULL) != 0 ||
+    if (gnutls_priority_set(c->tls, priority) != 0 ||
         ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0 ||
         gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) != 0)
         return -1;
@@ -969,6 +979,9 @@ static void usage(const char *prog, FILE *to)
           "      --cacert FILE    verify the server against these CA certificates (PEM)\n"
           "                       (default: the system trust store)\n"
           "      --insecure       do not verify the server certificate\n"
+          "      --priority STR   GnuTLS priority string (default: TLS 1.3 with AES-128-GCM,\n"
+          "                       AES-256-GCM, ChaCha20; X25519, P-256, P-384; as browsers);\n"
+          "                       one key share is sent, for the first group\n"
           "      --timeout S      handshake and idle timeout of a connection (default 10)\n"
           "      --max-time S     hard limit of a -n run (default 120)\n"
           "      --allow-remote   allow a target outside 127.0.0.0/8 and ::1\n"
@@ -1069,7 +1082,8 @@ enum {
     OPT_INSECURE,
     OPT_TIMEOUT,
     OPT_MAX_TIME,
-    OPT_ALLOW_REMOTE
+    OPT_ALLOW_REMOTE,
+    OPT_PRIORITY
 };
 
 static void sum_stats(stats_t *sum, const stats_t *st)
@@ -1108,6 +1122,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-time", required_argument, NULL, OPT_MAX_TIME},
         {"allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE},
+        {"priority", required_argument, NULL, OPT_PRIORITY},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1153,6 +1168,9 @@ int main(int argc, char **argv)
         case OPT_ALLOW_REMOTE:
             cfg.allow_remote = true;
             break;
+        case OPT_PRIORITY:
+            cfg.priority = optarg;
+            break;
         case 'v':
             cfg.verbose = true;
             break;
@@ -1193,6 +1211,12 @@ int main(int argc, char **argv)
     if (!cfg.sni)
         cfg.sni = is_ip_literal(cfg.host) ? "localhost" : cfg.host;
 
+    const char *bad = NULL;
+    if (gnutls_priority_init(&priority, cfg.priority ? cfg.priority : DEFAULT_PRIORITY, &bad) !=
+        0) {
+        fprintf(stderr, "h3load: bad --priority at \"%s\"\n", bad ? bad : "?");
+        return 2;
+    }
     if (gnutls_certificate_allocate_credentials(&cred) != 0)
         return 1;
     if (cfg.cacert) {
@@ -1326,5 +1350,6 @@ int main(int argc, char **argv)
     free(workers);
     free(sum);
     gnutls_certificate_free_credentials(cred);
+    gnutls_priority_deinit(priority);
     return rc;
 }
