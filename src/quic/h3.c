@@ -37,12 +37,35 @@ static void consumed(tg__h3stream_t *st, size_t n)
 
 /* ---- streams -------------------------------------------------------------------------------- */
 
+/* A stream that waits on its client is timed like an HTTP/1 connection would be: the
+ * request head within header_timeout (408 after), then request body bytes, and the client's
+ * room for the response, each within idle_timeout. QUIC's own idle timeout does not cover
+ * this: a client that answers PINGs keeps the connection, and its streams, alive. */
+static void on_stream_timer(evutil_socket_t fd, short what, void *arg);
+
+static void stream_arm(tg__h3stream_t *st)
+{
+    const tg_conf_limits_t *lim = &st->conn->gen->cfg->global.limits;
+    uint64_t ms = 0;
+    if (!st->headers_done)
+        ms = lim->header_timeout_ms;
+    else if (st->ex_active && !st->ex_done &&
+             ((!st->fin && !st->rejected && !st->ex_done_body) || st->out_blocked))
+        ms = lim->idle_timeout_ms;
+    if (ms == 0)
+        evtimer_del(&st->timer);
+    else
+        evtimer_add(&st->timer, tg_loop_timeout(st->conn->srv->conf.loop, ms));
+}
+
+
 static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
 {
     tg__h3stream_t *st = tg_calloc(1, sizeof(*st));
     st->conn = c;
     st->id = id;
     st->content_length = -1;
+    evtimer_assign(&st->timer, c->srv->conf.loop->base, on_stream_timer, st);
     st->next = c->streams;
     if (c->streams != NULL)
         c->streams->prev = st;
@@ -54,6 +77,7 @@ static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
 void tg__h3_stream_free(tg__h3stream_t *st)
 {
     tg__qconn_t *c = st->conn;
+    evtimer_del(&st->timer);
     if (st->ex_active && !st->ex_done)
         tg_exchange_abort(&st->ex);
     if (st->route_gen != NULL)
@@ -179,6 +203,7 @@ static int acked_data(nghttp3_conn *h3, int64_t stream_id, uint64_t datalen, voi
         st->out_blocked = false;
         tg_exchange_resume_response(&st->ex);
     }
+    stream_arm(st);
     return 0;
 }
 
@@ -242,6 +267,7 @@ static bool fe_send_body(tg_exchange_t *ex, const char *data, size_t len)
     tg__qconn_kick(c);
     if (st->unacked >= OUT_HIGH) {
         st->out_blocked = true;
+        stream_arm(st);
         return false;
     }
     return true;
@@ -253,6 +279,7 @@ static void fe_finish(tg_exchange_t *ex, bool ok)
     tg__qconn_t *c = st->conn;
     st->ex_done = true;
     st->out_blocked = false;
+    evtimer_del(&st->timer);
     if (ok) {
         st->resp_eof = true;
         nghttp3_conn_resume_stream(c->h3, st->id);
@@ -282,25 +309,35 @@ static const tg_frontend_ops_t h3_ops = {
 /* ---- request --------------------------------------------------------------------------------- */
 
 /* Request body waiting in `pending` (the exchange refused it earlier) goes first; the end
- * of the stream is passed on once nothing is left. */
+ * of the stream is passed on once nothing is left. The exchange may ask for more body
+ * from inside tg_exchange_write_body (its backend socket drained at once): that request
+ * is noted and served by the loop here, never by a nested call that would hand the same
+ * pending bytes over twice. */
 static void push_body(tg__h3stream_t *st)
 {
-    if (!st->started || st->ex_done_body)
+    if (!st->started || st->rejected || st->ex_done_body)
         return;
-    size_t len = tg_buf_len(&st->pending);
-    if (len > 0) {
-        size_t took = tg_exchange_write_body(&st->ex, tg_buf_head(&st->pending), len, st->fin);
-        tg_buf_consume(st->conn->srv->conf.loop, &st->pending, took);
-        consumed(st, took);
-        if (took < len)
-            return;
-        st->ex_done_body = st->fin;
+    if (st->pushing) {
+        st->push_again = true;
         return;
     }
-    if (st->fin) {
-        st->ex_done_body = true;
-        tg_exchange_write_body(&st->ex, "", 0, true);
-    }
+    tg_loop_t *loop = st->conn->srv->conf.loop;
+    st->pushing = true;
+    do {
+        st->push_again = false;
+        size_t len = tg_buf_len(&st->pending);
+        if (len > 0) {
+            size_t took = tg_exchange_write_body(&st->ex, tg_buf_head(&st->pending), len, st->fin);
+            tg_buf_consume(loop, &st->pending, took);
+            consumed(st, took);
+            if (took == len)
+                st->ex_done_body = st->fin;
+        } else if (st->fin) {
+            st->ex_done_body = true;
+            tg_exchange_write_body(&st->ex, "", 0, true);
+        }
+    } while (st->push_again && !st->ex_done_body);
+    st->pushing = false;
 }
 
 static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
@@ -311,8 +348,11 @@ static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
         return;
     }
     size_t took = 0;
-    if (tg_buf_len(&st->pending) == 0)
+    if (tg_buf_len(&st->pending) == 0) {
+        st->pushing = true;
         took = tg_exchange_write_body(&st->ex, (const char *)data, len, false);
+        st->pushing = false;
+    }
     consumed(st, took);
     if (took < len) {
         /* Bounded by the stream window: we credit only what the exchange takes. */
@@ -321,6 +361,8 @@ static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
             tg_buf_grow(loop, &st->pending, need > TG_BUF_SIZE ? need : TG_BUF_SIZE);
         tg_buf_append(loop, &st->pending, data + took, len - took);
     }
+    if (st->push_again)
+        push_body(st); /* the exchange drained while taking these bytes */
 }
 
 static bool header_ok(const uint8_t *s, size_t n, bool name)
@@ -357,6 +399,7 @@ static int begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_da
     tg__qconn_t *c = conn_user_data;
     tg__h3stream_t *st = stream_new(c, stream_id);
     nghttp3_conn_set_stream_user_data(h3, stream_id, st);
+    stream_arm(st);
     return 0;
 }
 
@@ -474,22 +517,15 @@ static void start_exchange(tg__h3stream_t *st, tg_http_body_t body)
     tg_exchange_start(&st->ex, &h3_ops, s->conf.loop, l->backend, &c->client, &req);
 }
 
-static int end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_user_data,
-                       void *stream_user_data)
+/* The head is complete: checked, turned into a request, and started when its framing is
+ * known. */
+static void take_head(tg__h3stream_t *st)
 {
-    (void)h3;
-    (void)stream_id;
-    (void)conn_user_data;
-    tg__h3stream_t *st = stream_user_data;
-    if (st == NULL)
-        return 0;
-    st->headers_done = true;
-    st->fin = fin != 0;
     if (st->head_too_large || st->bad_head || st->path_len == 0 || st->method_len == 0) {
         st->rejected = true;
         st->reject_status = st->head_too_large ? 431 : 400;
         start_exchange(st, TG_HTTP_BODY_NONE);
-        return 0;
+        return;
     }
     /* Cookie fields (split in HTTP/3, RFC 9114 §4.2.1) are joined into one line for the
      * HTTP/1.1 backend; Host comes from :authority. The joined value is built at the end
@@ -531,7 +567,7 @@ static int end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_
                 (st->content_length >= 0 && st->content_length != v)) {
                 st->rejected = true, st->reject_status = 400;
                 start_exchange(st, TG_HTTP_BODY_NONE);
-                return 0;
+                return;
             }
             st->content_length = v;
         }
@@ -561,6 +597,21 @@ static int end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_
     else if (st->content_length >= 0)
         start_exchange(st, st->content_length > 0 ? TG_HTTP_BODY_LENGTH : TG_HTTP_BODY_NONE);
     /* else: wait for DATA (chunked upstream) or the end of the stream (no body). */
+}
+
+static int end_headers(nghttp3_conn *h3, int64_t stream_id, int fin, void *conn_user_data,
+                       void *stream_user_data)
+{
+    (void)h3;
+    (void)stream_id;
+    (void)conn_user_data;
+    tg__h3stream_t *st = stream_user_data;
+    if (st == NULL || st->headers_done)
+        return 0; /* a 408 went out already */
+    st->headers_done = true;
+    st->fin = fin != 0;
+    take_head(st);
+    stream_arm(st);
     return 0;
 }
 
@@ -576,6 +627,7 @@ static int recv_data(nghttp3_conn *h3, int64_t stream_id, const uint8_t *data, s
     if (!st->started)
         start_exchange(st, TG_HTTP_BODY_CHUNKED);
     take_body(st, data, datalen);
+    stream_arm(st);
     return 0;
 }
 
@@ -600,13 +652,39 @@ static int end_stream(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
     if (st == NULL)
         return 0;
     st->fin = true;
-    if (!st->started) {
+    if (!st->started)
         start_exchange(st, TG_HTTP_BODY_NONE);
-        return 0;
-    }
-    if (!st->rejected)
+    else if (!st->rejected)
         push_body(st);
+    stream_arm(st);
     return 0;
+}
+
+static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tg__h3stream_t *st = arg;
+    tg__qconn_t *c = st->conn;
+    if (!st->headers_done) {
+        /* slowloris over HTTP/3: a head that does not finish in time gets a 408, and
+         * nothing more of the request is read. */
+        st->headers_done = true;
+        st->rejected = true;
+        st->reject_status = 408;
+        nghttp3_conn_shutdown_stream_read(c->h3, st->id);
+        ngtcp2_conn_shutdown_stream_read(c->qc, st->id, NGHTTP3_H3_REQUEST_INCOMPLETE);
+        start_exchange(st, TG_HTTP_BODY_NONE);
+    } else {
+        /* The client stopped sending its body, or stopped taking the response: the
+         * exchange ends now (its backend connection is not held any longer), the stream
+         * is reset both ways. */
+        if (st->ex_active && !st->ex_done)
+            tg_exchange_abort(&st->ex);
+        st->ex_active = false;
+        ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_REQUEST_INCOMPLETE);
+    }
+    tg__qconn_kick(c);
 }
 
 static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,

@@ -131,6 +131,7 @@ typedef struct tg__qchunk_s tg__qchunk_t;
 
 typedef struct tg__h3stream_s {
     tg__qconn_t *conn;
+    struct event timer; /* while the stream waits on its client (h3.c) */
     struct tg__h3stream_s *prev, *next;
     int64_t id;
     /* request head as received: names and values copied here */
@@ -163,6 +164,8 @@ typedef struct tg__h3stream_s {
     bool out_blocked;          /* send_body said no: resume when acks drain */
     bool ex_active, ex_done;
     bool ex_done_body;         /* the end of the request body was passed on */
+    bool pushing;              /* inside tg_exchange_write_body: no nested feeding */
+    bool push_again;           /* the exchange asked for body meanwhile */
     tg_exchange_t ex;
 } tg__h3stream_t;
 
