@@ -25,8 +25,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD_DIR:-$ROOT/build}
-[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+. "$ROOT/bench/lib.sh" # BUILD_DIR, SERVER_CPU, CLIENT_CPU, WRK_*, KEEP_TMP, and what the benches share
+UDP_TOO=1 # the server listens on PORT over TCP and UDP
 SERVERS=${SERVERS:-tollgate caddy}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
@@ -35,20 +35,11 @@ H3_CONNS=${H3_CONNS:-16}
 H3_STREAMS=${H3_STREAMS:-8}
 HS_CONNS=${HS_CONNS:-64}
 HS_VERIFY=${HS_VERIFY:-0}
-WRK_CONNS=${WRK_CONNS:-64}
-WRK_THREADS=${WRK_THREADS:-1}
 HTTPS=${HTTPS:-all}
 PORT=${PORT:-}
 BACKEND_PORT=${BACKEND_PORT:-}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
-KEEP_TMP=${KEEP_TMP:-0}
 QUIET_WAIT=${QUIET_WAIT:-60}
-CLK_TCK=$(getconf CLK_TCK)
 BODY=13 # the backend's answer, "hello world!\n"
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 for s in $SERVERS; do
   case $s in tollgate | caddy) ;; *) die "unknown server '$s' in SERVERS (tollgate, caddy)" ;; esac
@@ -61,95 +52,25 @@ done
 for cmd in taskset openssl awk; do command -v $cmd >/dev/null || die "$cmd is not installed"; done
 [[ $HTTPS != off ]] && { command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk), or set HTTPS=off"; }
 [[ " $SERVERS " = *" caddy "* ]] && { command -v caddy >/dev/null || die "caddy is not installed (apt-get install caddy)"; }
-if (($(nproc) < 2)); then
-  log "warning: fewer than 2 CPUs: server and load generator share CPU $SERVER_CPU"
-  CLIENT_CPU=$SERVER_CPU
-fi
-cpu_list() { tr ',' '\n' <<<"$1" | awk -F- 'NF == 2 { for (i = $1; i <= $2; i++) print i; next } { print $1 }'; }
-CPUS=$( (cpu_list "$SERVER_CPU"; cpu_list "$CLIENT_CPU") | sort -un | paste -sd ' ')
+check_nproc
+CPUS=$(cpu_set "$SERVER_CPU" "$CLIENT_CPU")
 H3_THREADS=${H3_THREADS:-$(cpu_list "$CLIENT_CPU" | wc -l)}
-CCPUS=$(cpu_list "$CLIENT_CPU" | sort -un | paste -sd ' ')
+CCPUS=$(cpu_set "$CLIENT_CPU")
 NCCPUS=$(wc -w <<<"$CCPUS")
 ((H3_THREADS <= H3_CONNS && H3_THREADS <= HS_CONNS)) || die "H3_THREADS ($H3_THREADS) is more than H3_CONNS or HS_CONNS"
 
 # ---- build what is missing ----
-targets=()
-for t in backend h3load; do # missing, or older than its source
-  [[ ! -x $BUILD/bench/$t || $ROOT/bench/$t.c -nt $BUILD/bench/$t ]] && targets+=("$t")
-done
-[[ " $SERVERS " = *" tollgate "* && ! -x $BUILD/tollgate ]] && targets+=(tollgate)
-if ((${#targets[@]})); then
-  log "building ${targets[*]} in $BUILD"
-  if [[ ! -f $BUILD/CMakeCache.txt ]]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2 || die "cmake configure failed"
-  fi
-  cmake --build "$BUILD" -j2 --target "${targets[@]}" >&2 || die "build failed"
-fi
-BENCH=$BUILD/bench
-if [[ " $SERVERS " = *" tollgate "* ]]; then
-  bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
-  grep -q '^TG_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && log "warning: $BUILD is a sanitizer build: tollgate's numbers are not comparable"
-  [[ $bt = Debug ]] && log "warning: $BUILD is a Debug build: build Release for comparable numbers"
-fi
+build_missing "backend h3load"
+warn_build_type
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-h3bench.XXXXXX") || die "mktemp failed"
-chmod 755 "$TMP"
-STARTED=()
-
-stop_pid() { # pid: TERM, up to 10 s to exit, then KILL; returns its exit status
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-forget_pid() { local p keep=(); for p in "${STARTED[@]}"; do [[ $p = "$1" ]] || keep+=("$p"); done; STARTED=("${keep[@]}"); }
-cleanup() {
-  local p
-  for p in "${STARTED[@]}"; do stop_pid "$p"; done
-  if [[ $KEEP_TMP = 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-udp_bound() { # port: some UDP socket is bound to it (any address)
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' /proc/net/udp /proc/net/udp6 2>/dev/null
-}
-listeners() { # port: pids with a TCP listener or a UDP socket on it (when ss can tell)
-  command -v ss >/dev/null || return 0
-  { ss -Hltnp "sport = :$1"; ss -Hlunp "sport = :$1"; } 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
-}
-free_port() { # a random port nobody uses over TCP or UDP
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 10000))
-    [[ $p != "${PORT:-}" ]] && ! port_open "$p" && ! udp_bound "$p" && [[ -z $(listeners "$p") ]] && { echo "$p"; return 0; }
-  done
-  return 1
-}
-[[ -n $PORT ]] || PORT=$(free_port) || die "no free port found"
-[[ -n $BACKEND_PORT ]] || BACKEND_PORT=$(free_port) || die "no free port found"
-for p in "$PORT" "$BACKEND_PORT"; do port_open "$p" && die "127.0.0.1:$p (TCP) is already in use"; done
-udp_bound "$PORT" && die "UDP port $PORT is already in use"
+make_tmp tollgate-h3bench
+pick_ports
 
 # ---- throwaway PKI: a P-256 CA signing a P-256 leaf for localhost and 127.0.0.1 ----
 make_pki() {
-  local d=$TMP/pki ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
-  mkdir -p "$d"
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$d/leaf.ext"
-  openssl req -x509 "${ec[@]}" -nodes -days 7 -subj "/CN=tollgate bench ecdsa CA" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null &&
-    openssl req "${ec[@]}" -nodes -subj /CN=localhost -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null &&
-    openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-      -days 7 -extfile "$d/leaf.ext" -out "$d/srv.crt" 2>/dev/null || die "openssl failed to make the PKI"
+  pki_server_ext
+  pki_ca ca "/CN=tollgate bench ecdsa CA" && pki_leaf srv ca /CN=localhost leaf.ext || die "openssl failed to make the PKI"
 }
 
 # ---- configurations: the same certificate, TLS 1.3 over QUIC (h3) and TLS 1.2/1.3 over TCP
@@ -160,17 +81,9 @@ write_configs() { # server
   case $s in
   tollgate)
     mkdir -p "$d/store"
-    cat >"$d/tollgate.yaml" <<EOF
-version: 1
-global:
-  workers: 1
-  pid_file: $d/tollgate.pid
-  certificate_dir: $d/store
-  log_level: warn
-  access_log: off
-  drain_timeout: 2s
-  limits:
-    idle_timeout: 300s
+    {
+      tollgate_global "$d" 2s
+      cat <<EOF
 certificates:
   srv:
     type: server
@@ -192,6 +105,7 @@ listeners:
     security_policy: tls_cipher_policy_1_2_strict_with_1_3
     certificates: { default: srv }
 EOF
+    } >"$d/tollgate.yaml"
     ;;
   caddy)
     # admin off, no logs, no redirect server on :80, no trust-store changes; h1 h2 h3 on one
@@ -228,7 +142,6 @@ EOF
 }
 
 # ---- processes ----
-SERVER_PID='' SERVER_NAME='' SERVER_LOG=''
 start_server() { # server: starts it pinned to SERVER_CPU, waits for its TCP and UDP ports
   local s=$1 d=$TMP/$1 i
   port_open "$PORT" && { log "$s: TCP port $PORT is still taken"; return 1; }
@@ -257,64 +170,8 @@ start_server() { # server: starts it pinned to SERVER_CPU, waits for its TCP and
   stop_server
   return 1
 }
-stop_server() { # a status other than 0 or 143 (SIGTERM) is a problem to report
-  local st
-  [[ -n $SERVER_PID ]] || return 0
-  stop_pid "$SERVER_PID"
-  st=$?
-  forget_pid "$SERVER_PID"
-  SERVER_PID=
-  if ((st != 0 && st != 143)); then
-    ERRORS+=("$SERVER_NAME exited with status $st when stopped; its log ends: $(tail -n 3 "$SERVER_LOG" 2>/dev/null | tr '\n' ' ')")
-  fi
-  return 0
-}
-server_alive() { # what: true while the server runs alone on its ports; else reports why not
-  [[ -n $SERVER_PID ]] || return 1
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    # Another process with SO_REUSEPORT on the same port would take part of the load.
-    local p ours others=''
-    ours=" $(proc_tree "$SERVER_PID" | paste -sd ' ') "
-    for p in $(listeners "$PORT"); do [[ $ours = *" $p "* ]] || others+=" $p"; done
-    [[ -z $others ]] && return 0
-    ERRORS+=("$SERVER_NAME: other processes also use port $PORT (pids$others): skipped $1")
-    return 1
-  fi
-  local st
-  wait "$SERVER_PID" 2>/dev/null
-  st=$?
-  local keep
-  keep=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-h3bench-died.XXXXXX") && cp -r "$(dirname "$SERVER_LOG")/." "$keep/"
-  ERRORS+=("$SERVER_NAME died (status $st) before $1; its log ends: $(tail -n 3 "$SERVER_LOG" 2>/dev/null | tr '\n' ' ') (configuration and logs kept in $keep)")
-  forget_pid "$SERVER_PID"
-  SERVER_PID=
-  return 1
-}
 
-proc_tree() { # pid: it and its descendants
-  local todo=("$1") p kids
-  while ((${#todo[@]})); do
-    p=${todo[0]}
-    todo=("${todo[@]:1}")
-    [[ -d /proc/$p ]] || continue
-    echo "$p"
-    kids=$(cat /proc/"$p"/task/*/children 2>/dev/null || ps -o pid= --ppid "$p")
-    for k in $kids; do todo+=("$k"); done
-  done
-}
-cpu_ticks() { # user + system clock ticks summed over the server's processes
-  local p sum=0 st f
-  for p in $(proc_tree "$SERVER_PID"); do
-    st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    read -ra f <<<"${st##*) }" # fields after the command name; utime and stime are 12th and 13th
-    sum=$((sum + f[11] + f[12]))
-  done
-  echo "$sum"
-}
-now_ns() { date +%s%N; }
-cpu_pct() { # ticks0 ticks1 ns0 ns1
-  awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (b - a) / hz / ((t1 - t0) / 1e9) * 100 }'
-}
+# ---- the client side: CPU of the load tools and the backend (client_ticks: bench/lib.sh), idle CPU ----
 idle_ticks() { # idle + iowait ticks of the client CPUs (/proc/stat)
   awk -v cpus="$CCPUS" 'BEGIN { n = split(cpus, c, " "); for (i = 1; i <= n; i++) want["cpu" c[i]] = 1 }
     $1 in want { s += $5 + $6 } END { print s }' /proc/stat
@@ -322,66 +179,9 @@ idle_ticks() { # idle + iowait ticks of the client CPUs (/proc/stat)
 idle_pct() { # ticks0 ticks1 ns0 ns1: idle share of the client CPUs, in % of their time
   awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" -v hz="$CLK_TCK" -v n="$NCCPUS" 'BEGIN { printf "%.1f", (b - a) / hz / ((t1 - t0) / 1e9) / n * 100 }'
 }
-client_ticks() { # this script with its children waited for (the load tools) and the backend
-  local f b sum
-  read -ra f <<<"$(sed 's/.*) //' /proc/$$/stat)"
-  sum=$((f[11] + f[12] + f[13] + f[14]))
-  if [[ -n $BACKEND_PID ]]; then
-    read -ra b <<<"$(sed 's/.*) //' "/proc/$BACKEND_PID/stat" 2>/dev/null)"
-    sum=$((sum + ${b[11]:-0} + ${b[12]:-0}))
-  fi
-  echo "$sum"
-}
-
-# Other sessions' processes on these CPUs make the numbers noisy: count the CPU time spent on
-# them by anything but the server, the backend, and this script with its children (h3load, wrk).
-# Interrupt and softirq time is left out: the kernel charges it to no process, and the loopback
-# traffic of the measurement itself makes most of it (a third of a core at 30,000 HTTP/3
-# requests/s), which would flag the faster server's runs as disturbed.
-BACKEND_PID=
-cpus_busy() {
-  awk -v cpus="$CPUS" 'BEGIN { n = split(cpus, c, " "); for (i = 1; i <= n; i++) want["cpu" c[i]] = 1 }
-    $1 in want { s += $2 + $3 + $4 + $9 } END { print s }' /proc/stat
-}
-own_ticks() { echo $(($(client_ticks) + $(cpu_ticks))); } # utime + stime, children's too
-MARK=()
-mark() { MARK=("$(cpus_busy)" "$(own_ticks)" "$(now_ns)"); }
-foreign_pct() { # other processes' CPU since mark, as % of one core
-  local b o t
-  b=$(cpus_busy) o=$(own_ticks) t=$(now_ns)
-  awk -v db=$((b - MARK[0])) -v dn=$((o - MARK[1])) -v dt=$((t - MARK[2])) -v hz="$CLK_TCK" \
-    'BEGIN { v = (db - dn) / hz / (dt / 1e9) * 100; printf "%.0f", v < 0 ? 0 : v }'
-}
-foreign_since_mark() { # server run group what: past 10% of a core the measurement is noisy
-  local pct
-  pct=$(foreign_pct)
-  FOREIGN[$1]="${FOREIGN[$1]:-} $pct"
-  if ((pct > 10)); then
-    NOISY[$1:$3:$2]=1
-    ERRORS+=("$1 run $2 $4: other processes took ${pct}% of a core on CPUs $CPUS meanwhile (noisy)")
-  fi
-  return 0
-}
-wait_quiet() { # waits up to QUIET_WAIT s for the CPUs to be free of other processes
-  local deadline=$((SECONDS + QUIET_WAIT)) pct t0=$SECONDS
-  ((QUIET_WAIT > 0)) || return 0
-  while :; do
-    mark
-    sleep 0.5
-    pct=$(foreign_pct)
-    ((pct <= 10)) && break
-    if ((SECONDS >= deadline)); then
-      log "other processes still take ${pct}% of a core after ${QUIET_WAIT}s: measuring anyway"
-      return 0
-    fi
-  done
-  ((SECONDS > t0 + 1)) && log "waited $((SECONDS - t0))s for other processes to leave the CPUs"
-  return 0
-}
 
 # ---- results: RES[server:metric:run]; NOISY[server:group:run] marks a disturbed measurement ----
 declare -A RES NOISY FOREIGN SESSION HEADS ERRCOUNT
-add() { RES[$1:$3:$2]=$4; } # server run metric value
 ERRORS=()
 H3=("$BENCH/h3load" --cacert "$TMP/pki/ca.crt" --sni localhost)
 # The handshake row: like hsload in run.sh, no chain verification unless HS_VERIFY=1.
@@ -453,13 +253,8 @@ run_h3() { # server run: HTTP/3 requests over kept connections
     return 1
   fi
   cpu=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
-  add "$s" "$r" h3_rps "$rps"
-  add "$s" "$r" h3_p50 "$p50"
-  add "$s" "$r" h3_p99 "$p99"
-  add "$s" "$r" h3_cpu "$cpu"
-  add "$s" "$r" h3_ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")"
-  add "$s" "$r" h3_cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")"
-  add "$s" "$r" h3_eff "$(awk -v a="$rps" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", a * 100 / c }')"
+  adds "$s" "$r" h3 rps "$rps" p50 "$p50" p99 "$p99" cpu "$cpu" ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")" \
+    cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")" eff "$(per_cpu_s "$rps" "$cpu")"
   count_errors "$s" h3 $((ce + n2 + rs))
   ((ce + n2 + rs > 0)) && ERRORS+=("$s run $r HTTP/3: $ce connection errors, $n2 non-2xx, $rs reset streams: $(grep -m1 -E '^(h3load: first|errors)' "$out")")
   ((body != ok * BODY)) && ERRORS+=("$s run $r HTTP/3: $body body bytes for $ok 2xx answers (want $((ok * BODY)))")
@@ -485,13 +280,8 @@ run_hs() { # server run: a new QUIC connection (full handshake) for every reques
     return 1
   fi
   cpu=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
-  add "$s" "$r" hs_rate "$hps"
-  add "$s" "$r" hs_p50 "$p50"
-  add "$s" "$r" hs_p99 "$p99"
-  add "$s" "$r" hs_cpu "$cpu"
-  add "$s" "$r" hs_ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")"
-  add "$s" "$r" hs_cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")"
-  add "$s" "$r" hs_eff "$(awk -v a="$hps" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", a * 100 / c }')"
+  adds "$s" "$r" hs rate "$hps" p50 "$p50" p99 "$p99" cpu "$cpu" ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")" \
+    cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")" eff "$(per_cpu_s "$hps" "$cpu")"
   count_errors "$s" hs $((ce + n2 + rs))
   ((ce + n2 + rs > 0)) && ERRORS+=("$s run $r handshakes: $ce connection errors, $n2 non-2xx, $rs reset streams: $(grep -m1 -E '^(h3load: first|errors)' "$out")")
   # Every connection carries one request: handshakes and answers must match, give or take
@@ -509,25 +299,15 @@ run_wrk() { # server run: HTTPS keep-alive (HTTP/1.1 over TLS over TCP)
   timeout $((DURATION + 30)) taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DURATION}s" --latency "$URL/" >"$out" 2>&1
   c1=$(cpu_ticks) t1=$(now_ns) k1=$(client_ticks) i1=$(idle_ticks)
   foreign_since_mark "$s" "$r" ka "HTTPS keep-alive"
-  vals=$(awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
-    $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
-    /Non-2xx or 3xx responses:/ { err += $NF }
-    /Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
-    END { if (rps == "") exit 1; printf "%s %.3f %.3f %d", rps, p50, p99, err }' "$out") || {
+  vals=$(parse_wrk "$out") || {
     ERRORS+=("$s run $r: wrk failed: $(tail -2 "$out" | tr '\n' ' ')")
     return 1
   }
   local rps p50 p99 err
-  read -r rps p50 p99 err <<<"$vals"
+  read -r rps p50 p99 err _ <<<"$vals"
   cpu=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
-  add "$s" "$r" ka_rps "$rps"
-  add "$s" "$r" ka_p50 "$p50"
-  add "$s" "$r" ka_p99 "$p99"
-  add "$s" "$r" ka_cpu "$cpu"
-  add "$s" "$r" ka_ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")"
-  add "$s" "$r" ka_cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")"
-  add "$s" "$r" ka_eff "$(awk -v a="$rps" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", a * 100 / c }')"
+  adds "$s" "$r" ka rps "$rps" p50 "$p50" p99 "$p99" cpu "$cpu" ccpu "$(cpu_pct "$k0" "$k1" "$t0" "$t1")" \
+    cidle "$(idle_pct "$i0" "$i1" "$t0" "$t1")" eff "$(per_cpu_s "$rps" "$cpu")"
   count_errors "$s" ka "$err"
   ((err > 0)) && ERRORS+=("$s run $r: wrk counted $err errors or non-2xx responses")
   log "$s: HTTPS keep-alive $rps req/s, p50 $p50 ms, p99 $p99 ms, server CPU $cpu%"
@@ -557,30 +337,6 @@ bench_server() { # server run: a fresh server for each measurement; a dead serve
 }
 
 # ---- the table ----
-median() { tr ' ' '\n' | awk 'NF { a[n++] = $1 } END { if (!n) exit; asort_n(a, n); if (n % 2) print a[(n - 1) / 2]; else print (a[n / 2 - 1] + a[n / 2]) / 2 }
-  function asort_n(a, n,   i, j, t) { for (i = 1; i < n; i++) for (j = i; j > 0 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }'; }
-values() { # server metric clean-only: the runs' values, without noisy ones if clean-only is 1
-  local g=${2%%_*} r out=()
-  for ((r = 1; r <= RUNS; r++)); do
-    [[ -n ${RES[$1:$2:$r]:-} ]] || continue
-    (($3)) && [[ -n ${NOISY[$1:$g:$r]:-} ]] && continue
-    out+=("${RES[$1:$2:$r]}")
-  done
-  echo "${out[*]}"
-}
-# The median of the clean runs; of all runs when none was clean.
-used() { local v; v=$(values "$1" "$2" 1); [[ -n $v ]] || v=$(values "$1" "$2" 0); echo "$v"; }
-med() { used "$1" "$2" | median; }
-spread() { # server metric: half the range of the runs used, in % of their median
-  used "$1" "$2" | tr ' ' '\n' | awk -v m="$(med "$1" "$2")" 'NF { if (n++ == 0 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 }
-    END { if (n > 1 && m > 0) printf " ±%.0f%%", (hi - lo) / 2 / m * 100 }'
-}
-all_noisy() { [[ -n $(values "$1" "$2" 0) && -z $(values "$1" "$2" 1) ]]; }
-fmt() { [[ -n $2 ]] && awk -v v="$2" -v d="$1" 'BEGIN { printf "%.*f", d, v }' || printf -- '-'; }
-ratio() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }' || printf -- '-'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a != "-" && a + 0 >= b + 0) }'; }
-
-STARRED=0
 print_table() {
   local both=0 s cols
   [[ " $SERVERS " = *" tollgate "* && " $SERVERS " = *" caddy "* ]] && both=1
@@ -594,12 +350,7 @@ print_table() {
   row() { # key decimals label target-kind show-spread
     local key=$1 dec=$2 label=$3 kind=${4:-} line q verdict=''
     line="| $label |"
-    for s in $SERVERS; do
-      line+=" $(fmt "$dec" "$(med "$s" "$key")")"
-      all_noisy "$s" "$key" && { line+='*'; STARRED=1; }
-      [[ ${5:-} = spread ]] && line+=$(spread "$s" "$key")
-      line+=" |"
-    done
+    server_cells "$key" "$dec" "${5:-}"
     q=-
     ((both)) && q=$(ratio "$(med tollgate "$key")" "$(med caddy "$key")")
     case $kind in
@@ -669,18 +420,12 @@ print_table() {
   if ((both)) && [[ -n ${SESSION[tollgate]:-} && -n ${SESSION[caddy]:-} && ${SESSION[tollgate]} != "${SESSION[caddy]}" ]]; then
     ERRORS+=("negotiated sessions differ: tollgate: ${SESSION[tollgate]}; caddy: ${SESSION[caddy]}")
   fi
-  if ((${#ERRORS[@]})); then
-    printf '\nProblems during the runs:\n'
-    printf -- '- %s\n' "${ERRORS[@]}"
-  fi
+  print_problems "Problems during the runs" "${ERRORS[@]}"
 }
 
 # ---- main ----
 log "servers: $SERVERS; runs: $RUNS; keep-alive ${DURATION}s (h3load -c$H3_CONNS -m$H3_STREAMS, wrk -c$WRK_CONNS), handshakes ${HS_DURATION}s (-c$HS_CONNS); server on CPU $SERVER_CPU, clients and backend on CPU $CLIENT_CPU; port $PORT (TCP+UDP), backend $BACKEND_PORT; temp $TMP"
-b0=$(cpus_busy)
-sleep 1
-busy=$((($(cpus_busy) - b0) * 100 / CLK_TCK))
-((busy > 10)) && log "warning: other processes use ${busy}% of a core on CPUs $CPUS: expect noisy numbers"
+warn_if_busy
 make_pki
 for s in $SERVERS; do write_configs "$s"; done
 if [[ " $SERVERS " = *" tollgate "* ]]; then # fail at once, before spending minutes on Caddy
@@ -689,11 +434,7 @@ if [[ " $SERVERS " = *" tollgate "* ]]; then # fail at once, before spending min
     die "$BUILD/tollgate does not serve QUIC listeners: $(grep -i quic <<<"$chk" | head -1). (SERVERS=caddy $0 measures Caddy alone.)"
   fi
 fi
-taskset -c "$CLIENT_CPU" "$BENCH/backend" "$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
-BACKEND_PID=$!
-STARTED+=("$BACKEND_PID")
-for ((i = 0; i < 50; i++)); do port_open "$BACKEND_PORT" && break; sleep 0.1; done
-port_open "$BACKEND_PORT" || die "the backend did not start: $(cat "$TMP/backend.log")"
+start_backend
 
 for s in $SERVERS; do # each must speak HTTP/3 and reach the backend, or there is nothing to compare
   start_server "$s" || die "$s did not start serving HTTP/3 on 127.0.0.1:$PORT (UDP)$([[ $s = tollgate ]] && echo ": does this build serve QUIC listeners? (SERVERS=caddy $0 measures Caddy alone.)")"
@@ -704,10 +445,5 @@ for s in $SERVERS; do # each must speak HTTP/3 and reach the backend, or there i
   stop_server
 done
 
-for ((r = 1; r <= RUNS; r++)); do # interleaved, so drift on the machine hits every server alike
-  for s in $SERVERS; do
-    log "run $r/$RUNS: $s"
-    bench_server "$s" "$r"
-  done
-done
+run_interleaved
 print_table

@@ -22,30 +22,21 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/bench/lib.sh" # BUILD_DIR, SERVER_CPU, CLIENT_CPU, WRK_*, KEEP_TMP, and what the benches share
+COUNT_REAPED=1 # the server's CPU includes its children gone meanwhile (nginx's old workers)
 MODE=${1:-compare}
-BUILD=${BUILD_DIR:-$ROOT/build}
-[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 SERVERS=${SERVERS:-tollgate nginx haproxy}
 DURATION=${DURATION:-30}
 RELOAD_INTERVAL=${RELOAD_INTERVAL:-0.1}
 HAPROXY_RELOAD=${HAPROXY_RELOAD:-api}
-WRK_CONNS=${WRK_CONNS:-64}
-WRK_THREADS=${WRK_THREADS:-1}
 PORT=${PORT:-18543}
 BACKEND_PORT=${BACKEND_PORT:-18180}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 RELOAD_CPU=${RELOAD_CPU:-}
-KEEP_TMP=${KEEP_TMP:-0}
 LEAK_RELOADS=${LEAK_RELOADS:-500}
 LEAK_WARMUP=${LEAK_WARMUP:-50}
 LEAK_CONNS=${LEAK_CONNS:-8}
 LEAK_INTERVAL=${LEAK_INTERVAL:-0.02}
 SETTLE=${SETTLE:-45}
-CLK_TCK=$(getconf CLK_TCK)
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 case $MODE in compare | leak) ;; -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; *) die "usage: $0 [compare|leak]" ;; esac
 [[ $MODE = leak ]] && SERVERS=tollgate
@@ -66,73 +57,27 @@ for cmd in wrk taskset openssl awk; do command -v $cmd >/dev/null || die "$cmd i
 [[ " $SERVERS " = *" nginx "* ]] && { command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx-light)"; }
 [[ " $SERVERS " = *" haproxy "* ]] && { command -v haproxy >/dev/null || die "haproxy is not installed"; }
 [[ " $SERVERS " = *" haproxy "* && $HAPROXY_RELOAD = api ]] && { command -v python3 >/dev/null || die "python3 is needed for HAProxy's runtime API"; }
-if (($(nproc) < 2)); then
-  log "warning: fewer than 2 CPUs: server and load generator share CPU $SERVER_CPU"
-  CLIENT_CPU=$SERVER_CPU
-fi
+check_nproc
 RELOAD_CPU=${RELOAD_CPU:-$CLIENT_CPU}
-cpu_list() { tr ',' '\n' <<<"$1" | awk -F- 'NF == 2 { for (i = $1; i <= $2; i++) print i; next } { print $1 }'; }
-CPUS=$( (cpu_list "$SERVER_CPU"; cpu_list "$CLIENT_CPU"; cpu_list "$RELOAD_CPU") | sort -un | paste -sd ' ')
+CPUS=$(cpu_set "$SERVER_CPU" "$CLIENT_CPU" "$RELOAD_CPU")
 
 # ---- build what is missing ----
-targets=()
-[[ ! -x $BUILD/bench/backend || $ROOT/bench/backend.c -nt $BUILD/bench/backend ]] && targets+=(backend)
-[[ " $SERVERS " = *" tollgate "* && ! -x $BUILD/tollgate ]] && targets+=(tollgate)
-if ((${#targets[@]})); then
-  log "building ${targets[*]} in $BUILD"
-  if [[ ! -f $BUILD/CMakeCache.txt ]]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2 || die "cmake configure failed"
-  fi
-  cmake --build "$BUILD" -j2 --target "${targets[@]}" >&2 || die "build failed"
-fi
+build_missing backend
 TOLLGATE=$BUILD/tollgate
-BENCH=$BUILD/bench
 
 ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-reload.XXXXXX") || die "mktemp failed"
-chmod 755 "$TMP"
-STARTED=() # every pid this script started (servers, backend, wrk, reloaders)
+make_tmp tollgate-reload # STARTED: every pid this script started (servers, backend, wrk, reloaders)
 
-alive() { kill -0 "$1" 2>/dev/null; }
-stop_pid() { # pid: TERM, up to 10 s to exit, then KILL
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
-forget_pid() { local p keep=(); for p in "${STARTED[@]}"; do [[ $p = "$1" ]] || keep+=("$p"); done; STARTED=("${keep[@]}"); }
-cleanup() {
-  local p
-  declare -F stop_server >/dev/null && stop_server
-  for p in "${STARTED[@]}"; do stop_pid "$p"; done
-  if [[ $KEEP_TMP = 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$PORT" "$((PORT + 1))" "$BACKEND_PORT"; do port_open "$p" && die "127.0.0.1:$p is already in use"; done
-now_ns() { date +%s%N; }
 sleep_ns() { (($1 > 0)) && sleep "$(($1 / 1000000000)).$(printf '%09d' $(($1 % 1000000000)))"; return 0; }
 
 # ---- throwaway PKI: one P-256 CA, two P-256 leaves "a" and "b" for localhost ----
 make_pki() {
   local d=$TMP/pki c
-  mkdir -p "$d"
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/leaf.ext"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj "/CN=tollgate reload bench CA" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null || die "openssl failed to make the CA"
+  pki_server_ext digitalSignature
+  pki_ca ca "/CN=tollgate reload bench CA" || die "openssl failed to make the CA"
   for c in a b; do
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost ($c)" \
-      -keyout "$d/$c.key" -out "$d/$c.csr" 2>/dev/null &&
-      openssl x509 -req -in "$d/$c.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 7 -extfile "$d/leaf.ext" -out "$d/$c.crt" 2>/dev/null || die "openssl failed to make certificate $c"
+    pki_leaf "$c" ca "/CN=localhost ($c)" leaf.ext || die "openssl failed to make certificate $c"
     cat "$d/$c.crt" "$d/$c.key" >"$d/$c.pem" # HAProxy wants both in one file
     FP[$c]=$(openssl x509 -in "$d/$c.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
   done
@@ -142,26 +87,13 @@ served_fp() { # the SHA-256 fingerprint of the certificate a new handshake gets
     openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//'
 }
 
-# ---- configurations: as bench/run.sh sets the servers up (TLS 1.2 + 1.3, the suites of
-# tls_cipher_policy_1_2_strict_with_1_3, one worker, no access log, keep-alive both sides);
-# each in two variants, "a" and "b", that differ in the certificate ----
-CIPHERS12=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA
-CIPHERS13=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256:TLS_AES_128_CCM_8_SHA256
-CURVES=X25519:P-256:P-384
-
+# ---- configurations: nginx and HAProxy as bench/lib.sh sets them up for run.sh too (TLS 1.2 +
+# 1.3, the suites of tls_cipher_policy_1_2_strict_with_1_3, one worker, no access log,
+# keep-alive both sides); each in two variants, "a" and "b", that differ in the certificate ----
 tollgate_conf() { # dir cert extra-listener(0|1)
   local d=$1 c=$2 pki=$TMP/pki
+  tollgate_global "$d" 5s
   cat <<EOF
-version: 1
-global:
-  workers: 1
-  pid_file: $d/tollgate.pid
-  certificate_dir: $d/store
-  log_level: warn
-  access_log: off
-  drain_timeout: 5s
-  limits:
-    idle_timeout: 300s
 certificates:
   a:
     type: server
@@ -171,18 +103,8 @@ certificates:
     type: server
     cert: $pki/b.crt
     key: $pki/b.key
-backends:
-  app:
-    servers: [127.0.0.1:$BACKEND_PORT]
-listeners:
-  bench:
-    protocol: https
-    listen: "127.0.0.1:$PORT"
-    backend: app
-    security_policy: tls_cipher_policy_1_2_strict_with_1_3
-    certificates:
-      default: $c
 EOF
+  tollgate_bench_listener "$c"
   (($3)) && cat <<EOF
   extra:
     protocol: https
@@ -194,103 +116,22 @@ EOF
   return 0
 }
 
-nginx_conf() { # dir cert
-  local d=$1 c=$2 pki=$TMP/pki user='' temps='' m
-  ((EUID == 0)) && user='user root root;'
-  for m in client_body proxy fastcgi uwsgi scgi; do
-    grep -qa "${m}_temp_path" "$(command -v nginx)" && temps+="  ${m}_temp_path $d/tmp-$m;"$'\n'
-  done
-  cat <<EOF
-$user
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events {
-  worker_connections 4096;
-}
-http {
-  access_log off;
-$temps  keepalive_timeout 300s;
-  keepalive_requests 100000000;
-  upstream app {
-    server 127.0.0.1:$BACKEND_PORT;
-    keepalive 64;
-    keepalive_requests 100000000;
-  }
-  server {
-    listen 127.0.0.1:$PORT ssl;
-    ssl_certificate $pki/$c.crt;
-    ssl_certificate_key $pki/$c.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers $CIPHERS12;
-    ssl_conf_command Ciphersuites $CIPHERS13;
-    ssl_ecdh_curve $CURVES;
-    ssl_prefer_server_ciphers on;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$http_host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto https;
-      proxy_set_header X-Forwarded-Port \$server_port;
-      proxy_set_header X-Forwarded-Client-Srcport \$remote_port;
-    }
-  }
-}
-EOF
-}
-
-haproxy_conf() { # dir pem-file
-  local d=$1 pem=$2
-  cat <<EOF
-global
-  nbthread 1
-  maxconn 4096
-  pidfile $d/haproxy.pid
-  stats socket $d/admin.sock mode 600 level admin expose-fd listeners
-  hard-stop-after 30s
-  ssl-default-bind-ciphers $CIPHERS12
-  ssl-default-bind-ciphersuites $CIPHERS13
-  ssl-default-bind-options ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3
-
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-  timeout http-request 10s
-  timeout http-keep-alive 300s
-
-frontend bench
-  bind 127.0.0.1:$PORT ssl crt $pem curves $CURVES
-  option forwardfor
-  http-request set-header X-Forwarded-Proto https
-  http-request set-header X-Forwarded-Port %[dst_port]
-  http-request set-header X-Forwarded-Client-Srcport %[src_port]
-  default_backend app
-
-backend app
-  http-reuse always
-  server app1 127.0.0.1:$BACKEND_PORT
-EOF
-}
-
 write_configs() { # server
-  local s=$1 d=$TMP/$1 c
+  local s=$1 d=$TMP/$1 c pem
   mkdir -p "$d/store"
   for c in a b; do
     case $s in
     tollgate) tollgate_conf "$d" "$c" "$([[ $MODE = leak && $c = b ]] && echo 1 || echo 0)" >"$d/tollgate-$c.yaml" ;;
-    nginx) nginx_conf "$d" "$c" >"$d/nginx-$c.conf" ;;
+    nginx) nginx_conf "$d" "$c" 4096 >"$d/nginx-$c.conf" ;;
     haproxy)
       if [[ $HAPROXY_RELOAD = api ]]; then
         cp "$TMP/pki/a.pem" "$d/site.pem" # one name; the API swaps what is behind it
-        haproxy_conf "$d" "$d/site.pem" >"$d/haproxy-$c.cfg"
+        pem=$d/site.pem
       else
-        haproxy_conf "$d" "$TMP/pki/$c.pem" >"$d/haproxy-$c.cfg"
+        pem=$TMP/pki/$c.pem
       fi
+      haproxy_conf "$d" "$pem" 4096 "  stats socket $d/admin.sock mode 600 level admin expose-fd listeners
+  hard-stop-after 30s" >"$d/haproxy-$c.cfg"
       ;;
     esac
   done
@@ -311,22 +152,13 @@ use_config() { # server a|b: the live configuration file becomes variant a or b 
   printf '%s\n' "${CONF[$s:$c]}" >"$live.tmp" && mv -f "$live.tmp" "$live"
 }
 
-# ---- servers ----
-SERVER_PID=
+# ---- servers (stop_server replaces bench/lib.sh's) ----
 HAPROXY_PIDS=() # sf mode: every haproxy process started by a reload
 server_pids() { # the server's processes (nginx: master and workers; haproxy sf: all generations)
-  local todo=() p kids
-  [[ -n $SERVER_PID ]] && todo+=("$SERVER_PID")
-  todo+=("${HAPROXY_PIDS[@]}")
-  [[ -s $TMP/haproxy/haproxy-pids ]] && mapfile -t -O "${#todo[@]}" todo <"$TMP/haproxy/haproxy-pids"
-  while ((${#todo[@]})); do
-    p=${todo[0]}
-    todo=("${todo[@]:1}")
-    [[ -d /proc/$p ]] || continue
-    echo "$p"
-    kids=$(cat /proc/"$p"/task/*/children 2>/dev/null)
-    for k in $kids; do todo+=("$k"); done
-  done | sort -un
+  local roots=("${HAPROXY_PIDS[@]}")
+  [[ -n $SERVER_PID ]] && roots+=("$SERVER_PID")
+  [[ -s $TMP/haproxy/haproxy-pids ]] && mapfile -t -O "${#roots[@]}" roots <"$TMP/haproxy/haproxy-pids"
+  proc_tree "${roots[@]}" | sort -un
 }
 start_server() { # server
   local s=$1 d=$TMP/$1 i
@@ -373,45 +205,8 @@ stop_server() {
   HAPROXY_PIDS=()
   for ((p = 0; p < 50; p++)); do port_open "$PORT" || break; sleep 0.1; done
 }
-rss_kib() { local p sum=0 v; for p in $(server_pids); do v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null); sum=$((sum + ${v:-0})); done; echo "$sum"; }
-cpu_pct() { # ticks0 ticks1 ns0 ns1
-  awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", (b - a) / hz / ((t1 - t0) / 1e9) * 100 }'
-}
+at_exit() { stop_server; } # the EXIT trap: haproxy -sf generations are not all in STARTED
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (r != "" && c > 0) printf "%.0f", r * 100 / c; else printf "-" }'; }
-cpu_ticks() {
-  local p sum=0 st f
-  for p in $(server_pids); do
-    st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    read -ra f <<<"${st##*) }"
-    sum=$((sum + f[11] + f[12] + f[13] + f[14])) # and of its children gone meanwhile (nginx's old workers)
-  done
-  echo "$sum"
-}
-
-# ---- other processes on the two CPUs (as in bench/run.sh): CPU time of CPUS minus ours ----
-BACKEND_PID=
-cpus_busy() {
-  awk -v cpus="$CPUS" 'BEGIN { n = split(cpus, c, " "); for (i = 1; i <= n; i++) want["cpu" c[i]] = 1 }
-    $1 in want { s += $2 + $3 + $4 + $7 + $8 + $9 } END { print s }' /proc/stat
-}
-own_ticks() {
-  local f b sum
-  read -ra f <<<"$(sed 's/.*) //' /proc/$$/stat)"
-  sum=$((f[11] + f[12] + f[13] + f[14]))
-  if [[ -n $BACKEND_PID ]]; then
-    read -ra b <<<"$(sed 's/.*) //' "/proc/$BACKEND_PID/stat" 2>/dev/null)"
-    sum=$((sum + ${b[11]:-0} + ${b[12]:-0}))
-  fi
-  echo $((sum + $(cpu_ticks)))
-}
-MARK=()
-mark() { MARK=("$(cpus_busy)" "$(own_ticks)" "$(now_ns)"); }
-foreign_pct() {
-  local b o t
-  b=$(cpus_busy) o=$(own_ticks) t=$(now_ns)
-  awk -v db=$((b - MARK[0])) -v dn=$((o - MARK[1])) -v dt=$((t - MARK[2])) -v hz="$CLK_TCK" \
-    'BEGIN { v = (db - dn) / hz / (dt / 1e9) * 100; printf "%.0f", v < 0 ? 0 : v }'
-}
 
 # ---- reloading ----
 reload_once() { # server a|b: one reload to certificate a or b; 0 when the server took it
@@ -496,14 +291,6 @@ reloader() { # server count interval_ns out: COUNT reloads, one every INTERVAL (
 last_cert() { (($1 % 2)) && echo b || echo a; } # the certificate of reload number N
 
 # ---- wrk ----
-parse_wrk() { # file: "rps p99_ms errors connect read write timeout non2xx"
-  awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; if (v ~ /s$/) return v * 1000; return v }
-    $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
-    /Non-2xx or 3xx responses:/ { non2xx += $NF }
-    /Socket errors:/ { gsub(",", ""); c += $4; r += $6; w += $8; t += $10 }
-    END { if (rps == "") exit 1; printf "%s %.3f %d %d %d %d %d %d", rps, p99, c + r + w + t + non2xx, c, r, w, t, non2xx }' "$1"
-}
 run_wrk() { # out-file [duration]
   timeout $((${2:-$DURATION} + 30)) taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${2:-$DURATION}s" --latency \
     "https://127.0.0.1:$PORT/" >"$1" 2>&1
@@ -523,9 +310,9 @@ bench_server() { # server
   run_wrk "$d/wrk-plain.txt"
   c1=$(cpu_ticks) t1=$(now_ns)
   f0=$(foreign_pct)
-  RES[$s:cpu0]=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
+  RES[$s:cpu0]=$(cpu_pct "$c0" "$c1" "$t0" "$t1" 0)
   if vals=$(parse_wrk "$d/wrk-plain.txt"); then
-    read -r RES[$s:rps0] RES[$s:p99_0] RES[$s:err0] _ <<<"$vals"
+    read -r RES[$s:rps0] _ RES[$s:p99_0] RES[$s:err0] _ <<<"$vals"
     RES[$s:detail0]=$vals
   else
     PROBLEMS+=("$s: wrk failed without reloads: $(tail -2 "$d/wrk-plain.txt" | tr '\n' ' ')")
@@ -542,7 +329,7 @@ bench_server() { # server
   run_wrk "$d/wrk-reload.txt"
   c1=$(cpu_ticks) t1=$(now_ns)
   f1=$(foreign_pct)
-  RES[$s:cpu1]=$(cpu_pct "$c0" "$c1" "$t0" "$t1")
+  RES[$s:cpu1]=$(cpu_pct "$c0" "$c1" "$t0" "$t1" 0)
   for ((i = 0; i < 300; i++)); do alive "$pid" || break; sleep 0.1; done # it ends with wrk; 30 s at most more
   alive "$pid" && { PROBLEMS+=("$s: the reloader was still running 30 s after wrk ended: stopped"); stop_pid "$pid"; }
   wait "$pid" 2>/dev/null
@@ -551,7 +338,7 @@ bench_server() { # server
   RES[$s:reloads]="$done_ok/$n"
   ((done_fail > 0)) && PROBLEMS+=("$s: $done_fail of $n reloads failed: $(tail -3 "$d/reload.log" 2>/dev/null | tr '\n' ' ')")
   if vals=$(parse_wrk "$d/wrk-reload.txt"); then
-    read -r RES[$s:rps1] RES[$s:p99_1] RES[$s:err1] _ <<<"$vals"
+    read -r RES[$s:rps1] _ RES[$s:p99_1] RES[$s:err1] _ <<<"$vals"
     RES[$s:detail1]=$vals
   else
     PROBLEMS+=("$s: wrk failed with reloads: $(tail -2 "$d/wrk-reload.txt" | tr '\n' ' ')")
@@ -564,8 +351,7 @@ bench_server() { # server
   stop_server
 }
 
-kinds() { awk '{ printf "%s/%s/%s/%s/%s", $4, $5, $6, $7, $8 }' <<<"${RES[$1:$2]:-}"; }
-fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v }' || printf -- '-'; }
+kinds() { awk '{ printf "%s/%s/%s/%s/%s", $5, $6, $7, $8, $9 }' <<<"${RES[$1:$2]:-}"; } # parse_wrk's connect/read/write/timeout/non-2xx
 print_table() {
   local s method verdict ratio e0 e1
   printf '\n### Hot reload under load: wrk -t%s -c%s, %ss each, a certificate swap every %ss (server on CPU %s, wrk and backend on %s, reload commands on %s)\n\n' \
@@ -584,17 +370,14 @@ print_table() {
       e0=${RES[$s:err0]:-1} e1=${RES[$s:err1]}
       if ((e0 == 0 && e1 == 0)) && awk -v r="$ratio" 'BEGIN { exit !(r <= 2) }'; then verdict=met; else verdict=MISSED; fi
     fi
-    echo "| $s | $method | ${RES[$s:reloads]:--} | $(fmt "${RES[$s:rps0]:-}" 0) | $(fmt "${RES[$s:rps1]:-}" 0) | $(fmt "${RES[$s:p99_0]:-}" 2) | $(fmt "${RES[$s:p99_1]:-}" 2) | $ratio | ${RES[$s:err0]:--} | ${RES[$s:err1]:--} | ${RES[$s:swapped]:--} | $verdict |"
+    echo "| $s | $method | ${RES[$s:reloads]:--} | $(fmt 0 "${RES[$s:rps0]:-}") | $(fmt 0 "${RES[$s:rps1]:-}") | $(fmt 2 "${RES[$s:p99_0]:-}") | $(fmt 2 "${RES[$s:p99_1]:-}") | $ratio | ${RES[$s:err0]:--} | ${RES[$s:err1]:--} | ${RES[$s:swapped]:--} | $verdict |"
   done
   echo
   echo "errors: wrk's \"Socket errors\" (connect + read + write + timeout) plus \"Non-2xx or 3xx responses\". By kind (connect/read/write/timeout/non-2xx), without → with reloads:"
   for s in $SERVERS; do echo "- $s: $(kinds "$s" detail0) → $(kinds "$s" detail1)"; done
   echo
   for n in "${NOTES[@]}"; do echo "- $n"; done
-  if ((${#PROBLEMS[@]})); then
-    printf '\nProblems during the runs:\n'
-    printf -- '- %s\n' "${PROBLEMS[@]}"
-  fi
+  print_problems "Problems during the runs" "${PROBLEMS[@]}"
 }
 
 # ---- leak mode: LEAK_RELOADS reloads of tollgate under light load ----
@@ -623,7 +406,7 @@ leak_phase() { # from to: reloads FROM+1..TO back to back (LEAK_INTERVAL apart) 
   forget_pid "$wpid"
   ((fail > 0)) && PROBLEMS+=("$fail of $((to - from)) reloads failed: $(tail -3 "$d/reload.log" | tr '\n' ' ')")
   local vals
-  vals=$(parse_wrk "$d/wrk-leak-$to.txt") && LEAK_LOAD+=("reloads $((from + 1))-$to: $(awk '{ printf "%s req/s, %d errors", $1, $3 }' <<<"$vals")")
+  vals=$(parse_wrk "$d/wrk-leak-$to.txt") && LEAK_LOAD+=("reloads $((from + 1))-$to: $(awk '{ printf "%s req/s, %d errors", $1, $4 }' <<<"$vals")")
 }
 
 leak() {
@@ -656,10 +439,7 @@ leak() {
   echo "- VmRSS at the end within 10% of after warm-up: $rssv ($(awk -v a="$rss2" -v b="$rss1" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }'))"
   echo "- certificate served at the end is a (the last reload's): $([[ $fp = "$want" ]] && echo yes || echo NO)"
   for l in "${LEAK_LOAD[@]}"; do echo "- load during $l"; done
-  if ((${#PROBLEMS[@]})); then
-    printf '\nProblems during the run:\n'
-    printf -- '- %s\n' "${PROBLEMS[@]}"
-  fi
+  print_problems "Problems during the run" "${PROBLEMS[@]}"
   stop_server
 }
 
@@ -671,11 +451,7 @@ else
 fi
 make_pki
 for s in $SERVERS; do write_configs "$s"; done
-taskset -c "$CLIENT_CPU" "$BENCH/backend" "$BACKEND_PORT" >"$TMP/backend.log" 2>&1 &
-BACKEND_PID=$!
-STARTED+=("$BACKEND_PID")
-for ((i = 0; i < 50; i++)); do port_open "$BACKEND_PORT" && break; sleep 0.1; done
-port_open "$BACKEND_PORT" || die "the backend did not start: $(cat "$TMP/backend.log")"
+start_backend
 
 if [[ $MODE = leak ]]; then
   leak
