@@ -312,6 +312,7 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
         goto fail;
     ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
 
+    c->retried = retried;
     c->odcid_len = hd->dcid.datalen;
     memcpy(c->odcid, hd->dcid.data, c->odcid_len);
     c->scid_len = scid.datalen;
@@ -543,8 +544,14 @@ void tg__qconn_kick(tg__qconn_t *c)
 void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
 {
     if (c->closing) {
-        /* Stragglers during the closing period get the same CONNECTION_CLOSE again. */
-        if (c->close_pkt != NULL)
+        /* Stragglers during the closing period get the same CONNECTION_CLOSE again
+         * (RFC 9000 §10.2.1), but only on the connection's own path and ever more
+         * rarely (the 1st, 2nd, 4th, 8th, ...): whoever knows a connection id must not
+         * be able to point a stream of our packets at somebody else. */
+        c->stragglers++;
+        if (c->close_pkt != NULL && (c->stragglers & (c->stragglers - 1)) == 0 &&
+            tg_addr_equal((const struct sockaddr *)&d->remote,
+                          (const struct sockaddr *)&c->remote))
             tg__quic_send(c->srv, c->fd, (const struct sockaddr *)&d->local, d->local_len,
                           (const struct sockaddr *)&d->remote, d->remote_len, c->close_pkt,
                           c->close_len);
@@ -577,8 +584,16 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     case NGTCP2_ERR_DRAINING: /* the client closed: stay silent for 3 PTO, then go */
         close_conn(c);
         return;
+    case NGTCP2_ERR_RETRY: {
+        /* The first Initial does not start the ClientHello (a reordered multi-packet
+         * one): ngtcp2 wants the address proven first. */
+        ngtcp2_pkt_hd hd;
+        if (!c->retried && ngtcp2_accept(&hd, d->data, d->len) == 0)
+            tg__quic_send_retry(c->srv, d, &hd);
+        tg__qconn_free(c);
+        return;
+    }
     case NGTCP2_ERR_DROP_CONN:
-    case NGTCP2_ERR_RETRY:
         tg__qconn_free(c);
         return;
     case NGTCP2_ERR_CRYPTO:

@@ -21,6 +21,9 @@
 /* Stateless resets one worker sends per second: enough for every lost connection after a
  * restart, too few to be a reflector. */
 #define RESETS_PER_SECOND 1000
+/* Datagrams waiting for another worker: a bound, so a flood of ids that name a busy worker
+ * costs dropped datagrams, not memory. */
+#define INBOX_MAX 4096
 
 ngtcp2_tstamp tg__quic_now(void)
 {
@@ -132,7 +135,7 @@ static void send_stateless_reset(tg_quic_server_t *s, const tg__dgram_t *d, cons
         send_reply(s, d, buf, (size_t)n);
 }
 
-static void send_retry(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd)
+void tg__quic_send_retry(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd)
 {
     uint8_t token[TG_QUIC_TOKEN_MAX_LEN], buf[256];
     ngtcp2_cid scid = {.datalen = TG_QUIC_CID_LEN};
@@ -162,10 +165,18 @@ static void handoff(tg_quic_server_t *s, unsigned worker, const tg__dgram_t *d)
     copy->lst = NULL; /* our generation's listener means nothing to the peer */
     copy->handed = true;
     pthread_mutex_lock(&peer->inbox_lock);
-    *peer->inbox_tail = copy;
-    peer->inbox_tail = &copy->next;
-    size_t queued = ++peer->ninbox;
+    bool room = peer->ninbox < INBOX_MAX;
+    size_t queued = 0;
+    if (room) {
+        *peer->inbox_tail = copy;
+        peer->inbox_tail = &copy->next;
+        queued = ++peer->ninbox;
+    }
     pthread_mutex_unlock(&peer->inbox_lock);
+    if (!room) {
+        free(copy); /* the owner is behind (or gone): a lost datagram, as on a full socket */
+        return;
+    }
     if (queued == 1)
         event_active(&peer->inbox_ev, EV_READ, 0);
 }
@@ -212,7 +223,7 @@ static void accept_new(tg_quic_server_t *s, const tg__dgram_t *d)
     tg_retry_t policy = d->lst->conf->retry;
     if (!validated && policy != TG_RETRY_NEVER &&
         (policy == TG_RETRY_ALWAYS || s->nhandshaking >= RETRY_THRESHOLD)) {
-        send_retry(s, d, &hd);
+        tg__quic_send_retry(s, d, &hd);
         return;
     }
     tg__qconn_t *c = tg__qconn_accept(s, d, &hd, retried ? &odcid : NULL, retried, validated);

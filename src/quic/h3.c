@@ -47,17 +47,43 @@ static void stream_arm(tg__h3stream_t *st)
 {
     const tg_conf_limits_t *lim = &st->conn->gen->cfg->global.limits;
     uint64_t ms = 0;
-    if (!st->headers_done)
+    if (st->timed_out)
+        ms = 0;
+    else if (!st->headers_done)
         ms = lim->header_timeout_ms;
-    else if (st->ex_active && !st->ex_done &&
-             ((!st->fin && !st->rejected && !st->ex_done_body) || st->out_blocked))
-        ms = lim->idle_timeout_ms;
+    else if ((!st->fin && !st->body_over) || st->unacked > 0)
+        ms = lim->idle_timeout_ms; /* request bytes to come, or response bytes to be acked */
     if (ms == 0)
         evtimer_del(&st->timer);
     else
         evtimer_add(&st->timer, tg_loop_timeout(st->conn->srv->conf.loop, ms));
 }
 
+/* Request body we hold but nobody will take any more: the connection's flow-control
+ * credit for it is given back (ngtcp2 returns credit on a reset only for bytes it has not
+ * delivered yet, and these were delivered), and the bytes dropped. */
+static void drop_pending(tg__h3stream_t *st)
+{
+    size_t n = tg_buf_len(&st->pending);
+    if (n > 0 && st->conn->qc != NULL)
+        ngtcp2_conn_extend_max_offset(st->conn->qc, n);
+    tg_buf_release(st->conn->srv->conf.loop, &st->pending);
+}
+
+/* Nothing more of the request body is wanted (the answer is out, or the stream is being
+ * reset): what is held goes, and the client is asked to stop sending (RFC 9114 §4.1). */
+static void stop_request_body(tg__h3stream_t *st, uint64_t app_error)
+{
+    tg__qconn_t *c = st->conn;
+    if (st->body_over)
+        return;
+    st->body_over = true;
+    drop_pending(st);
+    if (!st->fin) {
+        nghttp3_conn_shutdown_stream_read(c->h3, st->id);
+        ngtcp2_conn_shutdown_stream_read(c->qc, st->id, app_error);
+    }
+}
 
 static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
 {
@@ -87,7 +113,7 @@ void tg__h3_stream_free(tg__h3stream_t *st)
         st->head = k->next;
         free(k);
     }
-    tg_buf_release(c->srv->conf.loop, &st->pending);
+    drop_pending(st);
     free(st->hbuf);
     free(st->hs);
     if (c->h3 != NULL)
@@ -250,8 +276,13 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
     /* -2: no body at all (HEAD, 204, 304): the HEADERS frame ends the stream. */
     int rv = nghttp3_conn_submit_response(c->h3, st->id, nva, k,
                                           content_length == -2 ? NULL : &reader);
-    if (rv != 0)
+    if (rv != 0) {
+        /* No way to answer: the backend is not read for nobody. */
+        tg_exchange_abort(&st->ex);
+        st->ex_active = false;
+        stop_request_body(st, NGHTTP3_H3_INTERNAL_ERROR);
         ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
+    }
     st->resp_submitted = true;
     tg__qconn_kick(c);
 }
@@ -279,14 +310,18 @@ static void fe_finish(tg_exchange_t *ex, bool ok)
     tg__qconn_t *c = st->conn;
     st->ex_done = true;
     st->out_blocked = false;
-    evtimer_del(&st->timer);
     if (ok) {
         st->resp_eof = true;
         nghttp3_conn_resume_stream(c->h3, st->id);
+        /* An answer before the whole request (an early 413, an error of ours): the rest
+         * of the body is not wanted. */
+        stop_request_body(st, NGHTTP3_H3_NO_ERROR);
     } else {
         /* A truncated answer must look truncated: reset the stream, never end it. */
+        stop_request_body(st, NGHTTP3_H3_INTERNAL_ERROR);
         ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
     }
+    stream_arm(st);
     tg__qconn_kick(c);
 }
 
@@ -315,7 +350,7 @@ static const tg_frontend_ops_t h3_ops = {
  * pending bytes over twice. */
 static void push_body(tg__h3stream_t *st)
 {
-    if (!st->started || st->rejected || st->ex_done_body)
+    if (!st->started || st->rejected || st->ex_done || st->body_over)
         return;
     if (st->pushing) {
         st->push_again = true;
@@ -331,19 +366,19 @@ static void push_body(tg__h3stream_t *st)
             tg_buf_consume(loop, &st->pending, took);
             consumed(st, took);
             if (took == len)
-                st->ex_done_body = st->fin;
+                st->body_over = st->fin;
         } else if (st->fin) {
-            st->ex_done_body = true;
+            st->body_over = true;
             tg_exchange_write_body(&st->ex, "", 0, true);
         }
-    } while (st->push_again && !st->ex_done_body);
+    } while (st->push_again && !st->body_over && !st->ex_done);
     st->pushing = false;
 }
 
 static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
 {
     tg_loop_t *loop = st->conn->srv->conf.loop;
-    if (st->rejected || st->ex_done_body) {
+    if (st->rejected || st->ex_done || st->body_over) {
         consumed(st, len); /* nobody wants it: credit and forget */
         return;
     }
@@ -666,22 +701,23 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     tg__h3stream_t *st = arg;
     tg__qconn_t *c = st->conn;
+    st->timed_out = true;
     if (!st->headers_done) {
         /* slowloris over HTTP/3: a head that does not finish in time gets a 408, and
          * nothing more of the request is read. */
         st->headers_done = true;
         st->rejected = true;
         st->reject_status = 408;
-        nghttp3_conn_shutdown_stream_read(c->h3, st->id);
-        ngtcp2_conn_shutdown_stream_read(c->qc, st->id, NGHTTP3_H3_REQUEST_INCOMPLETE);
+        stop_request_body(st, NGHTTP3_H3_REQUEST_INCOMPLETE);
         start_exchange(st, TG_HTTP_BODY_NONE);
     } else {
-        /* The client stopped sending its body, or stopped taking the response: the
-         * exchange ends now (its backend connection is not held any longer), the stream
-         * is reset both ways. */
+        /* The client stopped sending its request, or stopped taking the response: the
+         * exchange ends now (its backend connection is not held any longer) and the
+         * stream is reset both ways. */
         if (st->ex_active && !st->ex_done)
             tg_exchange_abort(&st->ex);
         st->ex_active = false;
+        stop_request_body(st, NGHTTP3_H3_REQUEST_INCOMPLETE);
         ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_REQUEST_INCOMPLETE);
     }
     tg__qconn_kick(c);

@@ -40,7 +40,8 @@ static void make_keys(void)
         gnutls_rnd(GNUTLS_RND_KEY, keys.token_salt, sizeof keys.token_salt) != 0 ||
         gnutls_rnd(GNUTLS_RND_KEY, keys.cid_key, sizeof keys.cid_key) != 0 ||
         gnutls_rnd(GNUTLS_RND_KEY, keys.reset_secret, sizeof keys.reset_secret) != 0 ||
-        gnutls_rnd(GNUTLS_RND_KEY, keys.ticket_secret, sizeof keys.ticket_secret) != 0)
+        gnutls_rnd(GNUTLS_RND_KEY, keys.ticket_secret, sizeof keys.ticket_secret) != 0 ||
+        gnutls_rnd(GNUTLS_RND_KEY, keys.table_key, sizeof keys.table_key) != 0)
         return;
     uint64_t start;
     if (gnutls_rnd(GNUTLS_RND_NONCE, &start, sizeof start) != 0)

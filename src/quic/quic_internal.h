@@ -30,6 +30,7 @@ typedef struct tg__quic_keys_s {
     uint8_t cid_key[TG__QUIC_CID_KEY_LEN];
     uint8_t reset_secret[TG__QUIC_RESET_SECRET_LEN];
     uint8_t ticket_secret[TG__QUIC_RESET_SECRET_LEN]; /* session-ticket keys derive from it */
+    uint64_t table_key[2]; /* SipHash key of the connection-id tables */
 } tg__quic_keys_t;
 
 /* The process keys, made on first use; NULL when the random generator failed. */
@@ -67,8 +68,9 @@ typedef struct tg__qconn_s tg__qconn_t;
 typedef struct tg__cid_entry_s tg__cid_entry_t;
 
 /* Every connection id of this worker's connections (ours and the client's first DCID),
- * to its connection. Chained, power-of-two buckets, grown at load 1. */
+ * to its connection. Chained, power-of-two buckets, grown at load 1, keyed hash. */
 typedef struct tg__cid_table_s {
+    uint64_t key[2]; /* hash key: the process key */
     tg__cid_entry_t **buckets;
     size_t nbuckets;
     size_t n;
@@ -163,7 +165,8 @@ typedef struct tg__h3stream_s {
     bool resp_eof;             /* the exchange finished: EOF after the last byte */
     bool out_blocked;          /* send_body said no: resume when acks drain */
     bool ex_active, ex_done;
-    bool ex_done_body;         /* the end of the request body was passed on */
+    bool body_over;            /* no more request body goes to the exchange */
+    bool timed_out;            /* the stream timer fired: it is never armed again */
     bool pushing;              /* inside tg_exchange_write_body: no nested feeding */
     bool push_again;           /* the exchange asked for body meanwhile */
     tg_exchange_t ex;
@@ -198,6 +201,8 @@ struct tg__qconn_s {
     bool failure_counted;
     bool goaway_sent;
     bool closing;          /* CONNECTION_CLOSE written: closing period */
+    bool retried;          /* validated by a Retry token: no second Retry */
+    unsigned stragglers;   /* packets that came in during the closing period */
     uint8_t *close_pkt;    /* resent in answer to packets during the closing period */
     size_t close_len;
     uint64_t close_until_ms;
@@ -234,5 +239,7 @@ void tg__quic_send(tg_quic_server_t *s, int fd, const struct sockaddr *local, so
                    const struct sockaddr *remote, socklen_t remote_len, const uint8_t *data,
                    size_t len);
 ngtcp2_tstamp tg__quic_now(void);
+/* Ask the client of d (an Initial, hd) to prove its address with a Retry. */
+void tg__quic_send_retry(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd);
 
 #endif

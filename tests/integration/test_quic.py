@@ -47,6 +47,22 @@ class _TrickleHandler(tg._Handler):
     over TOTAL milliseconds."""
 
     def _route(self, path, q, entry):
+        if path == "/early":
+            # answers without reading the request body, as a backend refusing an upload
+            # does: after half a second (the upload has filled every buffer on the way by
+            # then), and it stays a second before closing, so its reset cannot race the
+            # answer
+            time.sleep(0.5)
+            body = b"too large\n"
+            self.send_response(413)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            time.sleep(1)
+            return None
         if path != "/trickle":
             return super()._route(path, q, entry)
         self._read_body(lambda d: None)
@@ -270,6 +286,29 @@ class TestH3Backends(QuicCase):
         r = self.h3(port, "/x")
         self.assertH3Ok(r, status=503)
         self.assertEqual(r.bodies["/x"], b"maintenance\n")
+
+    def test_early_answer_stops_the_upload(self):
+        """A backend that answers before reading the body: the client gets the answer and
+        is told to stop sending (STOP_SENDING, RFC 9114 §4.1), so its stream ends instead
+        of waiting for flow-control credit until the idle timeout."""
+        be = self.trickle_backend("app")
+        port = self.start_quic(tg.pool_backend([be]))
+        f = pattern_file(self.dir, 32 * 1024 * 1024)
+        r = self.h3(port, "/early", data_file=f)
+        self.assertEqual(r.status.get("/early"), 413, self.why(r))
+        self.assertEqual(r.bodies.get("/early"), b"too large\n", self.why(r))
+        self.assertIn("/early", r.closed, "the stream never closed%s" % self.why(r))
+        self.assertFalse(r.timed_out, self.why(r))
+        # the connection is still good for more
+        r2 = self.h3(port, ["/early?again", "/whoami"], data_file=f)
+        self.assertEqual(r2.status.get("/early?again"), 413, self.why(r2))
+
+    def test_fixed_response_takes_an_upload(self):
+        port = self.start_quic(tg.fixed_backend(200, "text/plain", "ok\n"))
+        f = pattern_file(self.dir, 4 * MIB)
+        r = self.h3(port, ["/a", "/b"], data_file=f)
+        self.assertH3Ok(r)
+        self.assertEqual(r.bodies["/a"], b"ok\n")
 
     def test_backend_refused_gives_502(self):
         # SPEC §5: HTTP/3 requests get the same error answers as HTTPS ones
