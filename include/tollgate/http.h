@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define TG_HTTP_INCOMPLETE (-2)
@@ -132,6 +133,19 @@ bool tg_http_hop_by_hop(tg_http_header_id_t id);
 bool tg_http_named_by_connection(const tg_http_header_t *hs, size_t n, const tg_http_header_t *h);
 /* Case-insensitive search of a comma-separated token list ("close, Upgrade"). */
 bool tg_http_token_list_has(const char *list, size_t list_len, const char *token, size_t token_len);
+/* A token character (RFC 9110 §5.6.2). */
+static inline bool tg_http_is_tchar(unsigned char ch)
+{
+    return (unsigned)((ch | 0x20) - 'a') < 26 || (unsigned)(ch - '0') < 10 ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* What our parser accepts in a Host value (reg-name, IP literal, port), and in any field
+ * value (HTAB, SP, visible ASCII, obs-text): the rules other frontends must hold their
+ * input to before it goes to a backend as HTTP/1.1. */
+bool tg_http_host_valid(const char *v, size_t n);
+bool tg_http_value_valid(const char *v, size_t n);
+
 /* The id of a header name (case-insensitive), TG_HDR_OTHER for the ones the proxy does
  * not act on: for frontends that get names already split out (HTTP/3). */
 tg_http_header_id_t tg_http_header_id(const char *name, size_t len);
@@ -139,5 +153,40 @@ tg_http_header_id_t tg_http_header_id(const char *name, size_t len);
 bool tg_http_name_eq(const char *a, size_t alen, const char *b, size_t blen);
 /* The reason phrase tollgate uses for its own answers. */
 const char *tg_http_reason(int status);
+
+/* ---- request heads that arrive as fields (HTTP/3; HTTP/2 alike) ---------------------- */
+
+/* The fields of one request head as they arrive, copied and checked one by one, then
+ * turned into the same tg_http_request_t the HTTP/1 parser makes, so the proxy cannot
+ * tell the two apart. Private members; use the functions below. */
+typedef struct tg_http_fields_s {
+    char *_buf; /* names and values */
+    size_t _len, _cap;
+    tg_http_header_t *_hs; /* offsets into _buf until finish */
+    size_t _n, _hs_cap;
+    size_t _max_bytes, _max_fields;
+    size_t _pseudo[4][2]; /* offset and length of :method :path :authority :scheme */
+    unsigned _seen;       /* bit i: _pseudo[i] was given */
+    bool _regular;        /* a regular field came: pseudo-header fields must come first */
+    int _status;          /* 0, or the answer to refuse the request with */
+} tg_http_fields_t;
+
+/* max_bytes: names + values in all (global.limits.max_header_bytes); max_fields: regular
+ * fields. */
+void tg_http_fields_init(tg_http_fields_t *f, size_t max_bytes, size_t max_fields);
+/* One field as decoded (QPACK): any bytes. Refusals are kept for tg_http_fields_finish. */
+void tg_http_fields_add(tg_http_fields_t *f, const char *name, size_t name_len, const char *value,
+                        size_t value_len);
+/* The head is complete. Returns 0 with req filled (its slices point into f and live until
+ * tg_http_fields_free), or the status to answer with: 431 when over a limit, 400 for a
+ * malformed head (RFC 9114 §4.1.2: a name that is not a lowercase token, NUL/CR/LF in a
+ * value, unknown, repeated or late pseudo-headers, no :method or :path, a :path that could
+ * not stand in an HTTP/1.1 request line, no authority, :authority and Host that differ,
+ * connection-specific fields, TE other than "trailers", bad or conflicting
+ * Content-Length). req->body is LENGTH when a Content-Length came, NONE otherwise (the
+ * frontend knows better when the stream carries a body of unknown length). Cookie fields
+ * are joined into one (RFC 9114 §4.2.1) and :authority becomes Host. */
+int tg_http_fields_finish(tg_http_fields_t *f, tg_http_request_t *req);
+void tg_http_fields_free(tg_http_fields_t *f);
 
 #endif

@@ -42,12 +42,6 @@ static inline bool is_ctl(unsigned char ch)
     return (ch < 0x20 && ch != '\t') || ch == 0x7f;
 }
 
-static inline bool is_tchar(unsigned char ch)
-{
-    return (unsigned)((ch | 0x20) - 'a') < 26 || (unsigned)(ch - '0') < 10 ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 void tg_http_chunked_init(tg_http_chunked_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -143,7 +137,7 @@ int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, siz
         case S_TRAILER:
             if (ch == '\r') {
                 c->_state = S_FINAL_LF;
-            } else if (is_tchar(ch)) {
+            } else if (tg_http_is_tchar(ch)) {
                 c->_state = S_TRAILER_NAME;
             } else {
                 /* a bare LF, obs-fold, whitespace or ':' where a name must start */
@@ -153,7 +147,7 @@ int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, siz
         case S_TRAILER_NAME:
             if (ch == ':')
                 c->_state = S_TRAILER_VAL;
-            else if (!is_tchar(ch))
+            else if (!tg_http_is_tchar(ch))
                 goto fail;
             break;
         case S_TRAILER_VAL:

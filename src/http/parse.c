@@ -241,10 +241,18 @@ static void connection_tokens(framing_t *f, const char *v, size_t n)
     }
 }
 
-static bool host_valid(const char *v, size_t n)
+bool tg_http_host_valid(const char *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!IS(v[i], C_HOST))
+            return false;
+    return true;
+}
+
+bool tg_http_value_valid(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!IS(v[i], C_VALUE))
             return false;
     return true;
 }
@@ -256,7 +264,7 @@ static void note_header(framing_t *f, const tg_http_header_t *h)
         if (f->nhost++ == 0) {
             f->host = h->value;
             f->host_len = h->value_len;
-            f->host_bad = !host_valid(h->value, h->value_len);
+            f->host_bad = !tg_http_host_valid(h->value, h->value_len);
         }
         break;
     case TG_HDR_CONTENT_LENGTH:
@@ -339,7 +347,7 @@ static bool authority_valid(const char *t, size_t n)
     size_t colon = n;
     while (colon > 0 && t[colon - 1] != ':')
         colon--;
-    if (colon < 2 || n - colon < 1 || n - colon > 5 || !host_valid(t, colon - 1))
+    if (colon < 2 || n - colon < 1 || n - colon > 5 || !tg_http_host_valid(t, colon - 1))
         return false;
     for (size_t i = colon; i < n; i++)
         if ((unsigned)(t[i] - '0') > 9)

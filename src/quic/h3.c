@@ -90,7 +90,7 @@ static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
     tg__h3stream_t *st = tg_calloc(1, sizeof(*st));
     st->conn = c;
     st->id = id;
-    st->content_length = -1;
+    tg_http_fields_init(&st->fields, c->gen->cfg->global.limits.max_header_bytes, MAX_REQ_HEADERS);
     evtimer_assign(&st->timer, c->srv->conf.loop->base, on_stream_timer, st);
     st->next = c->streams;
     if (c->streams != NULL)
@@ -114,8 +114,7 @@ void tg__h3_stream_free(tg__h3stream_t *st)
         free(k);
     }
     drop_pending(st);
-    free(st->hbuf);
-    free(st->hs);
+    tg_http_fields_free(&st->fields);
     if (c->h3 != NULL)
         nghttp3_conn_set_stream_user_data(c->h3, st->id, NULL);
     if (st->prev != NULL)
@@ -400,33 +399,6 @@ static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
         push_body(st); /* the exchange drained while taking these bytes */
 }
 
-static bool header_ok(const uint8_t *s, size_t n, bool name)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t ch = s[i];
-        if (ch == '\r' || ch == '\n' || ch == '\0')
-            return false;
-        if (name && (ch <= ' ' || ch == ':' || ch >= 0x7f || (ch >= 'A' && ch <= 'Z')))
-            return false;
-    }
-    return true;
-}
-
-static size_t hstore(tg__h3stream_t *st, const uint8_t *s, size_t n)
-{
-    if (st->hlen + n > st->hcap) {
-        size_t cap = st->hcap ? st->hcap * 2 : 1024;
-        while (cap < st->hlen + n)
-            cap *= 2;
-        st->hbuf = tg_realloc(st->hbuf, cap);
-        st->hcap = cap;
-    }
-    size_t off = st->hlen;
-    memcpy(st->hbuf + off, s, n);
-    st->hlen += n;
-    return off;
-}
-
 static int begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_data,
                          void *stream_user_data)
 {
@@ -438,78 +410,21 @@ static int begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_da
     return 0;
 }
 
-typedef struct hfield_s {
-    size_t name_off, name_len, value_off, value_len;
-} hfield_t;
-
 static int recv_header(nghttp3_conn *h3, int64_t stream_id, int32_t token, nghttp3_rcbuf *name,
                        nghttp3_rcbuf *value, uint8_t flags, void *conn_user_data,
                        void *stream_user_data)
 {
     (void)h3;
     (void)stream_id;
+    (void)token;
     (void)flags;
+    (void)conn_user_data;
     tg__h3stream_t *st = stream_user_data;
-    tg__qconn_t *c = conn_user_data;
-    if (st == NULL || st->bad_head || st->head_too_large)
+    if (st == NULL || st->headers_done)
         return 0;
     nghttp3_vec nv = nghttp3_rcbuf_get_buf(name), vv = nghttp3_rcbuf_get_buf(value);
-    uint64_t limit = c->gen->cfg->global.limits.max_header_bytes;
-    if (st->hlen + nv.len + vv.len + 4 > limit || st->nhs >= MAX_REQ_HEADERS) {
-        st->head_too_large = true;
-        return 0;
-    }
-    if (!header_ok(vv.base, vv.len, false) ||
-        (nv.len > 0 && nv.base[0] != ':' && !header_ok(nv.base, nv.len, true))) {
-        st->bad_head = true;
-        return 0;
-    }
-    size_t voff = hstore(st, vv.base, vv.len);
-    switch (token) {
-    case NGHTTP3_QPACK_TOKEN__METHOD:
-        st->method_off = voff, st->method_len = vv.len;
-        return 0;
-    case NGHTTP3_QPACK_TOKEN__PATH:
-        st->path_off = voff, st->path_len = vv.len;
-        return 0;
-    case NGHTTP3_QPACK_TOKEN__AUTHORITY:
-        st->authority_off = voff, st->authority_len = vv.len;
-        st->has_authority = true;
-        return 0;
-    case NGHTTP3_QPACK_TOKEN__SCHEME:
-    case NGHTTP3_QPACK_TOKEN__PROTOCOL:
-        return 0;
-    default:
-        break;
-    }
-    if (nv.len > 0 && nv.base[0] == ':') {
-        st->bad_head = true; /* a pseudo-header we do not know */
-        return 0;
-    }
-    if (st->nhs == st->hscap) {
-        st->hscap = st->hscap ? st->hscap * 2 : 16;
-        st->hs = tg_realloc(st->hs, st->hscap * sizeof(tg_http_header_t));
-    }
-    size_t noff = hstore(st, nv.base, nv.len);
-    /* Offsets now, pointers at end_headers: hbuf may still move. */
-    st->hs[st->nhs++] = (tg_http_header_t){(const char *)(uintptr_t)noff, nv.len,
-                                           (const char *)(uintptr_t)voff, vv.len,
-                                           tg_http_header_id((const char *)nv.base, nv.len)};
+    tg_http_fields_add(&st->fields, (const char *)nv.base, nv.len, (const char *)vv.base, vv.len);
     return 0;
-}
-
-static bool parse_length(const char *s, size_t n, int64_t *out)
-{
-    if (n == 0 || n > 18)
-        return false;
-    int64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
 }
 
 /* Turn the stored fields into a request head and start the exchange. body: how the request
@@ -535,102 +450,28 @@ static void start_exchange(tg__h3stream_t *st, tg_http_body_t body)
             l = nl;
         }
     }
-    tg_http_request_t req = {
-        .method = st->hbuf + st->method_off,
-        .method_len = st->method_len,
-        .target = st->hbuf + st->path_off,
-        .target_len = st->path_len,
-        .minor_version = 1,
-        .headers = st->hs,
-        .nheaders = st->nhs,
-        .body = body,
-        .content_length = st->content_length > 0 ? (uint64_t)st->content_length : 0,
-        .keep_alive = true,
-        .host = st->host_len > 0 ? st->hbuf + st->host_off : NULL,
-        .host_len = st->host_len,
-    };
-    tg_exchange_start(&st->ex, &h3_ops, s->conf.loop, l->backend, &c->client, &req);
+    st->req.body = body;
+    tg_exchange_start(&st->ex, &h3_ops, s->conf.loop, l->backend, &c->client, &st->req);
 }
 
 /* The head is complete: checked, turned into a request, and started when its framing is
  * known. */
 static void take_head(tg__h3stream_t *st)
 {
-    if (st->head_too_large || st->bad_head || st->path_len == 0 || st->method_len == 0) {
+    int status = tg_http_fields_finish(&st->fields, &st->req);
+    if (status != 0) {
         st->rejected = true;
-        st->reject_status = st->head_too_large ? 431 : 400;
+        st->reject_status = status;
         start_exchange(st, TG_HTTP_BODY_NONE);
         return;
     }
-    /* Cookie fields (split in HTTP/3, RFC 9114 §4.2.1) are joined into one line for the
-     * HTTP/1.1 backend; Host comes from :authority. The joined value is built at the end
-     * of hbuf, with room made first so no copy reads from a moved buffer. */
-    size_t cookie_total = 0, ncookies = 0;
-    for (size_t i = 0; i < st->nhs; i++) {
-        if (tg_http_name_eq(st->hbuf + (size_t)(uintptr_t)st->hs[i].name, st->hs[i].name_len,
-                            "cookie", 6)) {
-            cookie_total += st->hs[i].value_len + (ncookies ? 2 : 0);
-            ncookies++;
-        }
-    }
-    if (st->hlen + cookie_total > st->hcap) {
-        st->hcap = st->hlen + cookie_total;
-        st->hbuf = tg_realloc(st->hbuf, st->hcap);
-    }
-    size_t cookie_off = st->hlen;
-    size_t kept = 0;
-    for (size_t i = 0; i < st->nhs; i++) {
-        tg_http_header_t h = st->hs[i];
-        size_t noff = (size_t)(uintptr_t)h.name, voff = (size_t)(uintptr_t)h.value;
-        if (ncookies > 0 && tg_http_name_eq(st->hbuf + noff, h.name_len, "cookie", 6)) {
-            if (st->hlen > cookie_off) {
-                memcpy(st->hbuf + st->hlen, "; ", 2);
-                st->hlen += 2;
-            }
-            memcpy(st->hbuf + st->hlen, st->hbuf + voff, h.value_len);
-            st->hlen += h.value_len;
-            continue;
-        }
-        if (h.id == TG_HDR_HOST) {
-            if (st->has_authority)
-                continue; /* :authority wins (RFC 9114 §4.3.1) */
-            st->host_off = voff, st->host_len = h.value_len;
-        }
-        if (h.id == TG_HDR_CONTENT_LENGTH) {
-            int64_t v;
-            if (!parse_length(st->hbuf + voff, h.value_len, &v) ||
-                (st->content_length >= 0 && st->content_length != v)) {
-                st->rejected = true, st->reject_status = 400;
-                start_exchange(st, TG_HTTP_BODY_NONE);
-                return;
-            }
-            st->content_length = v;
-        }
-        st->hs[kept++] = h;
-    }
-    st->nhs = kept;
-    if (st->has_authority)
-        st->host_off = st->authority_off, st->host_len = st->authority_len;
-    size_t extra = (ncookies ? 1 : 0) + (st->has_authority ? 1 : 0);
-    if (st->nhs + extra > st->hscap) {
-        st->hscap = st->nhs + extra;
-        st->hs = tg_realloc(st->hs, st->hscap * sizeof(tg_http_header_t));
-    }
-    /* hbuf is final now: offsets become pointers. */
-    for (size_t i = 0; i < st->nhs; i++) {
-        st->hs[i].name = st->hbuf + (size_t)(uintptr_t)st->hs[i].name;
-        st->hs[i].value = st->hbuf + (size_t)(uintptr_t)st->hs[i].value;
-    }
-    if (st->has_authority)
-        st->hs[st->nhs++] = (tg_http_header_t){"Host", 4, st->hbuf + st->authority_off,
-                                               st->authority_len, TG_HDR_HOST};
-    if (ncookies)
-        st->hs[st->nhs++] = (tg_http_header_t){"Cookie", 6, st->hbuf + cookie_off,
-                                               st->hlen - cookie_off, TG_HDR_OTHER};
+    bool has_length = false;
+    for (size_t i = 0; i < st->req.nheaders && !has_length; i++)
+        has_length = st->req.headers[i].id == TG_HDR_CONTENT_LENGTH;
     if (st->fin)
         start_exchange(st, TG_HTTP_BODY_NONE);
-    else if (st->content_length >= 0)
-        start_exchange(st, st->content_length > 0 ? TG_HTTP_BODY_LENGTH : TG_HTTP_BODY_NONE);
+    else if (has_length)
+        start_exchange(st, st->req.body);
     /* else: wait for DATA (chunked upstream) or the end of the stream (no body). */
 }
 

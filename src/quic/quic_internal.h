@@ -136,20 +136,11 @@ typedef struct tg__h3stream_s {
     struct event timer; /* while the stream waits on its client (h3.c) */
     struct tg__h3stream_s *prev, *next;
     int64_t id;
-    /* request head as received: names and values copied here */
-    char *hbuf;
-    size_t hlen, hcap;
-    tg_http_header_t *hs;
-    size_t nhs, hscap;
-    size_t method_off, method_len, path_off, path_len, authority_off, authority_len;
-    size_t host_off, host_len;
-    bool has_authority;
-    bool bad_head;           /* a malformed field: answered 400 */
-    bool head_too_large;     /* answered 431 */
+    tg_http_fields_t fields; /* the request head as its fields arrive */
+    tg_http_request_t req; /* ... and as the proxy takes it */
     bool rejected;           /* answered by the proxy itself (reject_status); body dropped */
     int reject_status;
     tg_generation_t *route_gen; /* a newer generation than the connection's, held */
-    int64_t content_length;  /* -1: none given */
     bool headers_done;
     bool started;            /* the exchange runs */
     bool fin;                /* the client's stream is complete */
@@ -179,7 +170,6 @@ struct tg__qconn_s {
     bool dirty;
     tg_generation_t *gen; /* accepted under: its credentials served the handshake */
     const tg_listener_rt_t *lst;
-    tg_generation_t *route_gen; /* a newer generation requests route by, while held */
     uint64_t retire_at_ms;
     int fd;
     struct sockaddr_storage local;

@@ -1,5 +1,6 @@
 /* Unit tests for the http parsers: request and response heads, the end-of-head search,
- * the chunked decoder, and the small name and token helpers. */
+ * the chunked decoder, request heads that arrive as fields (HTTP/3), and the small name and
+ * token helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -908,6 +909,165 @@ static void test_util(void **state)
     assert_non_null(tg_http_reason(-1));
 }
 
+
+/* ---- request heads as fields (HTTP/3) --------------------------------------------------- */
+
+/* "name: value" lines, split at the first ": "; finish's status (0: accepted). */
+static int fields_status(const char *const *lines, size_t n, tg_http_fields_t *f,
+                         tg_http_request_t *req)
+{
+    tg_http_fields_init(f, 4096, 8);
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = strstr(lines[i] + 1, ": "); /* +1: a name may start with ':' */
+        assert_non_null(sep);
+        tg_http_fields_add(f, lines[i], (size_t)(sep - lines[i]), sep + 2, strlen(sep + 2));
+    }
+    return tg_http_fields_finish(f, req);
+}
+
+#define FIELDS(...) ((const char *const[]){__VA_ARGS__}), \
+    (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+static int fields_case(const char *const *lines, size_t n)
+{
+    tg_http_fields_t f;
+    tg_http_request_t req;
+    int status = fields_status(lines, n, &f, &req);
+    tg_http_fields_free(&f);
+    return status;
+}
+
+static const tg_http_header_t *find_header(const tg_http_request_t *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (tg_http_name_eq(req->headers[i].name, req->headers[i].name_len, name, strlen(name)))
+            return &req->headers[i];
+    return NULL;
+}
+
+static void test_fields_request(void **state)
+{
+    (void)state;
+    tg_http_fields_t f;
+    tg_http_request_t req;
+    assert_int_equal(fields_status(FIELDS(":method: POST", ":scheme: https",
+                                          ":authority: shop.example.com", ":path: /cart?x=1",
+                                          "cookie: a=1", "content-length:  12 ",
+                                          "x-thing: one", "cookie: b=2", "cookie: c=3"),
+                                   &f, &req),
+                     0);
+    assert_int_equal(req.method_len, 4);
+    assert_memory_equal(req.method, "POST", 4);
+    assert_int_equal(req.target_len, 9);
+    assert_memory_equal(req.target, "/cart?x=1", 9);
+    assert_int_equal(req.minor_version, 1);
+    assert_int_equal(req.body, TG_HTTP_BODY_LENGTH);
+    assert_int_equal(req.content_length, 12);
+    assert_int_equal(req.host_len, strlen("shop.example.com"));
+    assert_memory_equal(req.host, "shop.example.com", req.host_len);
+    const tg_http_header_t *h = find_header(&req, "cookie");
+    assert_non_null(h); /* three cookie fields, one line for HTTP/1.1 */
+    assert_int_equal(h->value_len, strlen("a=1; b=2; c=3"));
+    assert_memory_equal(h->value, "a=1; b=2; c=3", h->value_len);
+    h = find_header(&req, "content-length");
+    assert_non_null(h);
+    assert_int_equal(h->id, TG_HDR_CONTENT_LENGTH);
+    assert_int_equal(h->value_len, 2); /* trimmed */
+    h = find_header(&req, "host");
+    assert_non_null(h);
+    assert_int_equal(h->id, TG_HDR_HOST);
+    assert_non_null(find_header(&req, "x-thing"));
+    assert_int_equal(req.nheaders, 4); /* content-length, x-thing, cookie, host */
+    tg_http_fields_free(&f);
+
+    /* Host instead of :authority; no body; OPTIONS * */
+    assert_int_equal(fields_status(FIELDS(":method: OPTIONS", ":path: *", "host: a.example"),
+                                   &f, &req),
+                     0);
+    assert_int_equal(req.body, TG_HTTP_BODY_NONE);
+    assert_memory_equal(req.host, "a.example", 9);
+    tg_http_fields_free(&f);
+    /* the same Host as :authority (case aside) is fine, and sent once */
+    assert_int_equal(fields_status(FIELDS(":method: GET", ":path: /", ":authority: A.example",
+                                          "host: a.EXAMPLE"),
+                                   &f, &req),
+                     0);
+    assert_int_equal(req.nheaders, 1);
+    tg_http_fields_free(&f);
+}
+
+static void test_fields_refused(void **state)
+{
+    (void)state;
+#define GOOD ":method: GET", ":path: /", ":authority: a.example"
+    assert_int_equal(fields_case(FIELDS(GOOD)), 0);
+    /* pseudo-header fields: required, known, once, first */
+    assert_int_equal(fields_case(FIELDS(":path: /", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: CONNECT", ":authority: a:443")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, ":protocol: websocket")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, ":path: /again")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", "x: 1", ":path: /", ":authority: a")),
+                     400);
+    assert_int_equal(fields_case(FIELDS(GOOD, ":status: 200")), 400);
+    /* what could not stand in an HTTP/1.1 request line */
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /a b", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: a", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: *", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GE T", ":path: /", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: G\x7fT", ":path: /", ":authority: a")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /\x80", ":authority: a")), 400);
+    /* the authority */
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /", ":authority: a b")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "host: b.example")), 400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /", "host: a", "host: a")), 400);
+    /* names and values */
+    assert_int_equal(fields_case(FIELDS(GOOD, "X-Upper: 1")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "bad name: 1")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\r\nevil: 1")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\nb")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\x01" "b")), 400); /* as HTTP/1.1 refuses */
+    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\tb")), 0);
+    assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /", ":authority: a>b")), 400);
+    /* connection-specific fields (RFC 9114 §4.2) */
+    assert_int_equal(fields_case(FIELDS(GOOD, "connection: close")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "transfer-encoding: chunked")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "keep-alive: 5")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "upgrade: h2c")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "proxy-connection: x")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "te: gzip")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "te: trailers")), 0);
+    /* Content-Length */
+    assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 1x")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "content-length: -1")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 1", "content-length: 2")), 400);
+    assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 2", "content-length: 2")), 0);
+    assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 1234567890123456789")), 400);
+    /* limits: 8 regular fields, 4096 bytes */
+    assert_int_equal(fields_case(FIELDS(GOOD, "a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1",
+                                        "g: 1", "h: 1")),
+                     0);
+    assert_int_equal(fields_case(FIELDS(GOOD, "a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1",
+                                        "g: 1", "h: 1", "i: 1")),
+                     431);
+    char big[5000];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    tg_http_fields_t f;
+    tg_http_request_t req;
+    tg_http_fields_init(&f, 4096, 8);
+    tg_http_fields_add(&f, ":method", 7, "GET", 3);
+    tg_http_fields_add(&f, "x-big", 5, big, strlen(big));
+    assert_int_equal(tg_http_fields_finish(&f, &req), 431);
+    tg_http_fields_free(&f);
+    /* the first refusal stands */
+    assert_int_equal(fields_case(FIELDS(GOOD, "X: 1", "a: 1", "b: 1", "c: 1", "d: 1", "e: 1",
+                                        "f: 1", "g: 1", "h: 1", "i: 1")),
+                     400);
+#undef GOOD
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -928,6 +1088,8 @@ int main(void)
         cmocka_unit_test(test_chunked_errors),
         cmocka_unit_test(test_chunked_empty_input),
         cmocka_unit_test(test_util),
+        cmocka_unit_test(test_fields_request),
+        cmocka_unit_test(test_fields_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
