@@ -125,8 +125,7 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_i
         return app_error(c, (int)n);
     /* Framing and headers are ours to credit now; body bytes are credited when the
      * exchange takes them (h3.c), which is what makes flow control the backpressure. */
-    ngtcp2_conn_extend_max_stream_offset(qc, stream_id, (uint64_t)n);
-    ngtcp2_conn_extend_max_offset(qc, (uint64_t)n);
+    tg__qconn_credit(c, stream_id, (uint64_t)n);
     return 0;
 }
 
@@ -315,8 +314,6 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
     c->retried = retried;
     c->odcid_len = hd->dcid.datalen;
     memcpy(c->odcid, hd->dcid.data, c->odcid_len);
-    c->scid_len = scid.datalen;
-    memcpy(c->scid, scid.data, scid.datalen);
     for (size_t i = 0; i < scid.datalen; i++)
         snprintf(c->cid_hex + 2 * i, 3, "%02x", scid.data[i]);
     tg__cid_add(&s->cids, c->odcid, c->odcid_len, c);
@@ -370,7 +367,6 @@ void tg__qconn_free(tg__qconn_t *c)
         free(ids);
     }
     tg__cid_remove(&s->cids, c->odcid, c->odcid_len, c);
-    tg__cid_remove(&s->cids, c->scid, c->scid_len, c);
     evtimer_del(&c->timer);
     if (c->h3 != NULL)
         nghttp3_conn_del(c->h3);
@@ -407,7 +403,7 @@ static void arm_timer(tg__qconn_t *c, ngtcp2_tstamp expiry)
 
 static void send_path(tg__qconn_t *c, const ngtcp2_path *path, const uint8_t *data, size_t len)
 {
-    tg__quic_send(c->srv, c->fd, (const struct sockaddr *)path->local.addr, path->local.addrlen,
+    tg__quic_send(c->fd, (const struct sockaddr *)path->local.addr, path->local.addrlen,
                   (const struct sockaddr *)path->remote.addr, path->remote.addrlen, data, len);
 }
 
@@ -552,7 +548,7 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
         if (c->close_pkt != NULL && (c->stragglers & (c->stragglers - 1)) == 0 &&
             tg_addr_equal((const struct sockaddr *)&d->remote,
                           (const struct sockaddr *)&c->remote))
-            tg__quic_send(c->srv, c->fd, (const struct sockaddr *)&d->local, d->local_len,
+            tg__quic_send(c->fd, (const struct sockaddr *)&d->local, d->local_len,
                           (const struct sockaddr *)&d->remote, d->remote_len, c->close_pkt,
                           c->close_len);
         return;

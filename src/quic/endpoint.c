@@ -42,11 +42,10 @@ int tg_quic_socket_prepare(int fd, int family)
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-void tg__quic_send(tg_quic_server_t *s, int fd, const struct sockaddr *local, socklen_t local_len,
+void tg__quic_send(int fd, const struct sockaddr *local, socklen_t local_len,
                    const struct sockaddr *remote, socklen_t remote_len, const uint8_t *data,
                    size_t len)
 {
-    (void)s;
     (void)local_len;
     struct iovec iov = {(void *)data, len};
     union {
@@ -89,14 +88,13 @@ void tg__quic_send(tg_quic_server_t *s, int fd, const struct sockaddr *local, so
      * QUIC's loss recovery resends what mattered. */
 }
 
-static void send_reply(tg_quic_server_t *s, const tg__dgram_t *d, const uint8_t *data, size_t len)
+static void send_reply(const tg__dgram_t *d, const uint8_t *data, size_t len)
 {
-    tg__quic_send(s, d->fd, (const struct sockaddr *)&d->local, d->local_len,
+    tg__quic_send(d->fd, (const struct sockaddr *)&d->local, d->local_len,
                   (const struct sockaddr *)&d->remote, d->remote_len, data, len);
 }
 
-static void send_version_negotiation(tg_quic_server_t *s, const tg__dgram_t *d,
-                                     const ngtcp2_version_cid *vc)
+static void send_version_negotiation(const tg__dgram_t *d, const ngtcp2_version_cid *vc)
 {
     static const uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
     uint8_t buf[256];
@@ -106,7 +104,7 @@ static void send_version_negotiation(tg_quic_server_t *s, const tg__dgram_t *d,
                                                           vc->scidlen, vc->dcid, vc->dcidlen,
                                                           versions, 1);
     if (n > 0)
-        send_reply(s, d, buf, (size_t)n);
+        send_reply(d, buf, (size_t)n);
 }
 
 static void send_stateless_reset(tg_quic_server_t *s, const tg__dgram_t *d, const uint8_t *dcid,
@@ -132,7 +130,7 @@ static void send_stateless_reset(tg_quic_server_t *s, const tg__dgram_t *d, cons
         return;
     ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, sizeof buf, token, rnd, randlen);
     if (n > 0)
-        send_reply(s, d, buf, (size_t)n);
+        send_reply(d, buf, (size_t)n);
 }
 
 void tg__quic_send_retry(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd)
@@ -149,7 +147,7 @@ void tg__quic_send_retry(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2
     ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version, &hd->scid, &scid,
                                                &hd->dcid, token, (size_t)tl);
     if (n > 0)
-        send_reply(s, d, buf, (size_t)n);
+        send_reply(d, buf, (size_t)n);
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -237,7 +235,7 @@ static void dispatch(tg_quic_server_t *s, const tg__dgram_t *d)
     int rv = ngtcp2_pkt_decode_version_cid(&vc, d->data, d->len, TG_QUIC_CID_LEN);
     if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
         if (d->lst != NULL && d->len >= NGTCP2_MAX_UDP_PAYLOAD_SIZE)
-            send_version_negotiation(s, d, &vc);
+            send_version_negotiation(d, &vc);
         return;
     }
     if (rv != 0)

@@ -31,8 +31,7 @@ static void consumed(tg__h3stream_t *st, size_t n)
 {
     if (n == 0)
         return;
-    ngtcp2_conn_extend_max_stream_offset(st->conn->qc, st->id, n);
-    ngtcp2_conn_extend_max_offset(st->conn->qc, n);
+    tg__qconn_credit(st->conn, st->id, n);
 }
 
 /* ---- streams -------------------------------------------------------------------------------- */
@@ -249,9 +248,9 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
         nva[k++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen_text, 14,
                                 (size_t)m, 0};
     }
+    /* The proxy has dropped hop-by-hop fields already, and Content-Length unless the
+     * answer has no body (a HEAD answer keeps the backend's). */
     for (size_t i = 0; i < n && k < TG_ARRAY_SIZE(nva); i++) {
-        if (tg_http_hop_by_hop(hs[i].id) || hs[i].id == TG_HDR_CONTENT_LENGTH)
-            continue;
         /* HTTP/3 field names are lowercase (RFC 9114 §4.2); HTTP/1 backends send any case.
          * A mixed-case name that no longer fits the copy is dropped, never sent as is: the
          * client would fail the whole response for it. */
@@ -282,7 +281,6 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
         stop_request_body(st, NGHTTP3_H3_INTERNAL_ERROR);
         ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
     }
-    st->resp_submitted = true;
     tg__qconn_kick(c);
 }
 
@@ -513,8 +511,7 @@ static int deferred_consume(nghttp3_conn *h3, int64_t stream_id, size_t n, void 
     (void)h3;
     tg__qconn_t *c = conn_user_data;
     (void)stream_user_data;
-    ngtcp2_conn_extend_max_stream_offset(c->qc, stream_id, n);
-    ngtcp2_conn_extend_max_offset(c->qc, n);
+    tg__qconn_credit(c, stream_id, n);
     return 0;
 }
 

@@ -152,7 +152,6 @@ typedef struct tg__h3stream_s {
     tg__qchunk_t *rd;          /* next chunk to offer, rd_off into it */
     size_t rd_off;
     size_t unacked;            /* queued bytes not acked yet */
-    bool resp_submitted;
     bool resp_eof;             /* the exchange finished: EOF after the last byte */
     bool out_blocked;          /* send_body said no: resume when acks drain */
     bool ex_active, ex_done;
@@ -184,8 +183,6 @@ struct tg__qconn_s {
     struct event timer;
     uint8_t odcid[NGTCP2_MAX_CIDLEN]; /* the client's first DCID, also in the table */
     size_t odcid_len;
-    uint8_t scid[NGTCP2_MAX_CIDLEN];  /* our first id, for the log */
-    size_t scid_len;
     bool handshake_done;
     bool counted_handshaking;
     bool failure_counted;
@@ -195,13 +192,20 @@ struct tg__qconn_s {
     unsigned stragglers;   /* packets that came in during the closing period */
     uint8_t *close_pkt;    /* resent in answer to packets during the closing period */
     size_t close_len;
-    uint64_t close_until_ms;
     tg__h3stream_t *streams;
     size_t nstreams;
     char sni[256];
     char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];
     tg_client_info_t client;
 };
+
+/* Give the client n more bytes of flow-control credit on stream_id and on the connection:
+ * for framing at once, for body bytes once the exchange has taken them. */
+static inline void tg__qconn_credit(tg__qconn_t *c, int64_t stream_id, uint64_t n)
+{
+    ngtcp2_conn_extend_max_stream_offset(c->qc, stream_id, n);
+    ngtcp2_conn_extend_max_offset(c->qc, n);
+}
 
 /* conn.c */
 tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd,
@@ -225,7 +229,7 @@ extern const nghttp3_callbacks tg__h3_callbacks;
 void tg__h3_stream_free(tg__h3stream_t *st);
 
 /* endpoint.c */
-void tg__quic_send(tg_quic_server_t *s, int fd, const struct sockaddr *local, socklen_t local_len,
+void tg__quic_send(int fd, const struct sockaddr *local, socklen_t local_len,
                    const struct sockaddr *remote, socklen_t remote_len, const uint8_t *data,
                    size_t len);
 ngtcp2_tstamp tg__quic_now(void);

@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import re
-import signal
 import ssl
 import unittest
 
@@ -587,11 +586,7 @@ class TestMutualAuthReload(MtlsCase, tg.TestCase):
             self.assertTrue(self.last_reused, "resumes before the reload")
 
         cfg["listeners"]["main"]["mutual_auth"] = mtls(["mtls-root"])
-        tg.write_config(self.dir, cfg)
-        before = self.daemon.stderr_text().count("reloaded ")
-        self.daemon.signal(signal.SIGHUP)
-        self.wait_for(lambda: self.daemon.stderr_text().count("reloaded ") > before,
-                      msg="the reload")
+        self.daemon.sighup_reload(cfg)
         for v, ctx in ctxs.items():
             with self.subTest(version=v):
                 r, err = self.request(port, ctx=ctx, session=sessions[v])

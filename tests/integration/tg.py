@@ -349,6 +349,22 @@ class Daemon:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    def sighup_reload(self, config, timeout=10.0):
+        """Write CONFIG (a dict or YAML text) over the config file, atomically, send
+        SIGHUP and wait for the log line of a successful reload."""
+        text = config if isinstance(config, str) else to_yaml(config) + "\n"
+        with open(self.conf_path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(self.conf_path + ".tmp", self.conf_path)
+        before = self.stderr_text().count("reloaded ")
+        self.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.stderr_text().count("reloaded ") <= before:
+            if time.monotonic() > deadline:
+                raise AssertionError("no reload within %ss of SIGHUP\n%s"
+                                     % (timeout, self.stderr_tail()))
+            time.sleep(0.02)
+
     def stop(self, timeout=15.0):
         """SIGTERM and wait; returns the exit code (kills and raises on timeout)."""
         if self.proc is None:
