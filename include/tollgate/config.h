@@ -106,15 +106,16 @@ typedef struct tg_conf_listener_s {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     tg_pos_t listen_pos;
-    size_t backend;      /* index into tg_config_t.backends */
-    tg_policy_t policy;  /* ignored for quic (always TLS 1.3) */
-    size_t default_cert; /* index into tg_config_t.certs, type server */
+    size_t backend;       /* index into tg_config_t.backends */
+    tg_pos_t backend_pos; /* line 0: the backend was not resolved */
+    tg_policy_t policy;   /* ignored for quic (always TLS 1.3) */
+    size_t default_cert;  /* index into tg_config_t.certs, type server */
     tg_pos_t default_cert_pos;
     size_t *extended; /* indexes into tg_config_t.certs, type server, no duplicates */
     size_t nextended;
     tg_conf_mtls_t mtls; /* https only: present on quic is an error */
     bool has_alt_svc;
-    size_t alt_svc; /* index into tg_config_t.listeners, protocol quic */
+    size_t alt_svc;   /* index into tg_config_t.listeners, protocol quic */
     tg_retry_t retry; /* quic only: when to validate client addresses with Retry */
 } tg_conf_listener_t;
 

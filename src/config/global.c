@@ -2,6 +2,8 @@
  * admin API listens and how it authenticates). */
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include "node.h"
@@ -99,6 +101,18 @@ static bool is_unix(const char *listen)
     return strncmp(listen, "unix:", 5) == 0;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        return in6->sin6_addr.s6_addr[12] == 127;
+    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}
+
 static void set_admin_listen(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k,
                              const tg__node_t *key, const tg__node_t *val)
 {
@@ -111,6 +125,15 @@ static void set_admin_listen(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t 
     if (!is_unix(text)) {
         if (tg_addr_parse(text, &ss, NULL) != 0) {
             tg__err(c, val, "admin: listen must be host:port, [v6]:port or unix:PATH, not \"%s\"",
+                    tg__qnode(&q, val));
+            return;
+        }
+        /* Off loopback the bearer token would cross the network in clear text: that needs
+         * admin.certificate (TLS), which this version does not serve yet. */
+        if (!is_loopback(&ss)) {
+            tg__err(c, val,
+                    "admin: listen \"%s\" is not a loopback address; the admin API is served "
+                    "in clear text, so only on 127.0.0.0/8, [::1] or unix:PATH",
                     tg__qnode(&q, val));
             return;
         }

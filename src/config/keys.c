@@ -32,6 +32,14 @@ void tg__warn(tg__ctx_t *c, const tg__node_t *at, const char *fmt, ...)
     va_end(ap);
 }
 
+void tg__warn_pos(tg__ctx_t *c, tg_pos_t pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tg_errors_vadd(c->errs, TG_SEV_WARNING, c->file, pos.line, pos.col, fmt, ap);
+    va_end(ap);
+}
+
 void tg__err_pos(tg__ctx_t *c, tg_pos_t pos, const char *fmt, ...)
 {
     va_list ap;

@@ -39,10 +39,12 @@ static void set_backend(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k,
     if (text == NULL)
         return;
     ssize_t i = tg_config_find_backend(c->cfg, text);
-    if (i < 0)
+    if (i < 0) {
         tg__err(c, val, "%s: unknown backend \"%s\"", s->label, tg__qnode(&q, val));
-    else
+    } else {
         l->backend = (size_t)i;
+        l->backend_pos = val->pos;
+    }
 }
 
 /* A reference to a certificate of the wanted type; false after an error. A certificate
@@ -280,8 +282,39 @@ static void resolve_alt_svc(tg__ctx_t *c, tg_conf_listener_t *l, const tg__node_
                 tg__quote(&qid, l->id, strlen(l->id)), tg__qnode(&q, val));
         return;
     }
+    /* A client refused for want of a certificate would still be told where the backend
+     * answers without one: QUIC listeners never verify clients (SPEC §3). */
+    if (l->mtls.enabled) {
+        tg__err(c, val,
+                "listener \"%s\": alt_svc is not allowed with mutual authentication (QUIC "
+                "listener \"%s\" would let clients without a certificate in)",
+                tg__quote(&qid, l->id, strlen(l->id)), tg__qnode(&q, val));
+        return;
+    }
     l->has_alt_svc = true;
     l->alt_svc = (size_t)i;
+}
+
+/* A QUIC listener in front of a backend that an HTTPS listener guards with mutual
+ * authentication is a way around it. Allowed, since the backend may serve both kinds of
+ * client on purpose, but said loudly, naming both. */
+static void check_shared_backend(tg__ctx_t *c, const tg_conf_listener_t *q)
+{
+    tg__quote_t qq, qh;
+
+    if (q->protocol != TG_PROTO_QUIC || q->backend_pos.line == 0)
+        return;
+    for (size_t j = 0; j < c->cfg->nlisteners; j++) {
+        const tg_conf_listener_t *h = &c->cfg->listeners[j];
+        if (h->protocol != TG_PROTO_HTTPS || !h->mtls.enabled || h->backend_pos.line == 0 ||
+            h->backend != q->backend)
+            continue;
+        tg__warn_pos(c, q->backend_pos,
+                     "listener \"%s\": backend \"%s\" is also behind listener \"%s\", which "
+                     "requires client certificates; QUIC clients reach it without one",
+                     tg__quote(&qq, q->id, strlen(q->id)), c->cfg->backends[q->backend].id,
+                     tg__quote(&qh, h->id, strlen(h->id)));
+    }
 }
 
 /* Two sockets of one protocol cannot bind the same address; https and quic can (TCP and
@@ -319,6 +352,7 @@ void tg__load_listeners(tg__ctx_t *c, const tg__node_t *val)
         if (c->alt_svc[i] != NULL)
             resolve_alt_svc(c, &c->cfg->listeners[i], c->alt_svc[i]);
         check_addresses(c, i);
+        check_shared_backend(c, &c->cfg->listeners[i]);
     }
 }
 

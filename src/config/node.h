@@ -53,6 +53,8 @@ void tg__err(tg__ctx_t *c, const tg__node_t *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void tg__warn(tg__ctx_t *c, const tg__node_t *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void tg__warn_pos(tg__ctx_t *c, tg_pos_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void tg__err_pos(tg__ctx_t *c, tg_pos_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -125,12 +125,17 @@ static const char spec_example[] =
     "      enabled: true\n"
     "      ca_certificates: [clients-ca]\n"
     "      verify_depth: 3\n"
-    "    alt_svc: quic-main\n"
     "  quic-main:\n"
     "    protocol: quic\n"
     "    listen: \"0.0.0.0:8443\"\n"
     "    backend: app\n"
-    "    certificates: { default: www-ecdsa, extended: [shop] }\n";
+    "    certificates: { default: www-ecdsa, extended: [shop] }\n"
+    "  https-public:\n"
+    "    protocol: https\n"
+    "    listen: \"0.0.0.0:443\"\n"
+    "    backend: app\n"
+    "    certificates: { default: www-ecdsa }\n"
+    "    alt_svc: quic-main\n";
 
 /* The global section as the defaults make it (the SPEC example spells them out). */
 static void check_default_global(const tg_config_t *cfg)
@@ -215,7 +220,7 @@ static void check_spec_backends(const tg_config_t *cfg)
 
 static void check_spec_listeners(const tg_config_t *cfg)
 {
-    assert_int_equal(cfg->nlisteners, 2);
+    assert_int_equal(cfg->nlisteners, 3);
     const tg_conf_listener_t *l = &cfg->listeners[0];
     assert_string_equal(l->id, "https-main");
     assert_int_equal(l->protocol, TG_PROTO_HTTPS);
@@ -235,8 +240,12 @@ static void check_spec_listeners(const tg_config_t *cfg)
     assert_int_equal(l->mtls.ncas, 1);
     assert_int_equal(l->mtls.cas[0], 3);
     assert_int_equal(l->mtls.verify_depth, 3);
+    assert_false(l->has_alt_svc);
+    l = &cfg->listeners[2];
+    assert_string_equal(l->id, "https-public");
     assert_true(l->has_alt_svc);
     assert_int_equal(l->alt_svc, 1);
+    assert_false(l->mtls.present);
     l = &cfg->listeners[1];
     assert_string_equal(l->id, "quic-main");
     assert_int_equal(l->protocol, TG_PROTO_QUIC);
@@ -251,7 +260,15 @@ static void test_spec_example(void **state)
     tg_errors_t errs;
     tg_config_t *cfg = parse_ok(spec_example, &errs);
 
-    assert_int_equal(errs.n, 0);
+    /* The example's QUIC listener shares app with the mutual-authentication listener. */
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.items[0].severity, TG_SEV_WARNING);
+    assert_int_equal(errs.items[0].line, 65);
+    assert_int_equal(errs.items[0].col, 14);
+    assert_string_equal(errs.items[0].msg,
+                        "listener \"quic-main\": backend \"app\" is also behind listener "
+                        "\"https-main\", which requires client certificates; QUIC clients reach it "
+                        "without one");
     assert_string_equal(cfg->path, "t.yaml");
     check_spec_global(cfg);
     check_spec_certs(cfg);
@@ -736,6 +753,16 @@ static const error_case_t admin_cases[] = {
      "admin: listen must be host:port, [v6]:port or unix:PATH, not \"9900\""},
     {"hostname", A "  listen: example.com:9900\n  token_file: t\n", 3, 11, "admin: listen must"},
     {"unix no path", A "  listen: \"unix:\"\n", 3, 11, "admin: listen needs a path"},
+    {"admin on every address", A "  listen: 0.0.0.0:9900\n  token_file: t\n", 3, 11,
+     "=admin: listen \"0.0.0.0:9900\" is not a loopback address; the admin API is served in "
+     "clear text, so only on 127.0.0.0/8, [::1] or unix:PATH"},
+    {"admin on v6 any", A "  listen: \"[::]:9900\"\n  token_file: t\n", 3, 11,
+     "is not a loopback address"},
+    {"admin on a v4-mapped public address",
+     A "  listen: \"[::ffff:10.0.0.1]:9900\"\n  token_file: t\n", 3, 11,
+     "is not a loopback address"},
+    {"admin on a public address", A "  listen: 192.0.2.1:9900\n  token_file: t\n", 3, 11,
+     "is not a loopback address"},
     {"unknown", A "  listen: unix:a.sock\n  port: 1\n", 4, 3, "unknown key \"port\" in admin"},
     {"null", "version: 1\nadmin:\n", 2, 1, "admin: missing required key \"listen\""},
 };
@@ -918,6 +945,20 @@ static const error_case_t listener_cases[] = {
      17, 14, "listener \"l1\": alt_svc must name a quic listener, \"l2\" is not one"},
     {"alt_svc on quic", BASE L1("quic") L1_CERTS "    alt_svc: l1\n", 17, 5,
      "listener \"l1\": alt_svc is only allowed on https listeners"},
+    {"alt_svc with mutual auth",
+     BASE L1("https") L1_CERTS "    mutual_auth: {enabled: true, ca_certificates: [ca1]}\n"
+                               "    alt_svc: l2\n"
+                               "  l2:\n    protocol: quic\n    listen: 127.0.0.1:8443\n"
+                               "    backend: b\n    certificates: {default: srv}\n",
+     18, 14,
+     "=listener \"l1\": alt_svc is not allowed with mutual authentication (QUIC listener \"l2\" "
+     "would let clients without a certificate in)"},
+    {"alt_svc with mutual auth, alt_svc first",
+     BASE L1("https") L1_CERTS "    alt_svc: l2\n"
+                               "    mutual_auth: {enabled: true, ca_certificates: [ca1]}\n"
+                               "  l2:\n    protocol: quic\n    listen: 127.0.0.1:8443\n"
+                               "    backend: b\n    certificates: {default: srv}\n",
+     17, 14, "alt_svc is not allowed with mutual authentication"},
     {"retry on https", BASE L1("https") L1_CERTS "    retry: always\n", 17, 5,
      "listener \"l1\": retry is only allowed on quic listeners"},
     {"retry word", BASE L1("quic") L1_CERTS "    retry: sometimes\n", 17, 12,
@@ -970,11 +1011,56 @@ static const char *const valid_cases[] = {
                               "    backend: b\n    certificates: {default: srv}\n",
     BASE L1("https") "    certificates: {default: srv, extended: [srv2]}\n",
     BASE L1("https") L1_CERTS "    mutual_auth: {enabled: false}\n",
+    BASE L1("https") L1_CERTS "    mutual_auth: {enabled: false, ca_certificates: [ca1]}\n"
+                              "    alt_svc: l2\n  l2:\n    protocol: quic\n    listen: "
+                              "127.0.0.1:8443\n    backend: b\n    certificates: {default: srv}\n",
     BASE L1("https") L1_CERTS "    mutual_auth: {enabled: no, ca_certificates: []}\n",
     G "  workers: 1024\n  drain_timeout: 1h\n",
     A "  listen: \"[::1]:9900\"\n  token_file: /etc/tollgate/token\n",
+    A "  listen: 127.3.4.5:9900\n  token_file: t\n",
+    A "  listen: \"[::ffff:127.0.0.1]:9900\"\n  token_file: t\n",
     C "  a.b_c-9: {type: ca, cert: a, crl: b}\n",
 };
+
+/* A QUIC listener in front of a mutual-authentication listener's backend is warned about,
+ * naming both; with verification off, or another backend, nothing is said. */
+static void test_quic_shared_backend_warns(void **state)
+{
+    static const char *const quiet[] = {
+        "version: 1\n"
+        "certificates: {srv: {type: server, cert: a, key: b}, ca1: {type: ca, cert: c}}\n"
+        "backends: {b: {fixed_response: {}}, b2: {fixed_response: {}}}\n"
+        "listeners:\n" L1("https") L1_CERTS
+        "    mutual_auth: {enabled: true, ca_certificates: [ca1]}\n"
+        "  q:\n    protocol: quic\n    listen: 127.0.0.1:8443\n    backend: b2\n"
+        "    certificates: {default: srv}\n",
+        BASE L1("https") L1_CERTS "    mutual_auth: {enabled: false, ca_certificates: [ca1]}\n"
+                                  "  q:\n    protocol: quic\n    listen: 127.0.0.1:8443\n"
+                                  "    backend: b\n    certificates: {default: srv}\n",
+    };
+    for (size_t i = 0; i < TG_ARRAY_SIZE(quiet); i++) {
+        tg_errors_t errs;
+        tg_config_t *cfg = parse_ok(quiet[i], &errs);
+        assert_int_equal(errs.n, 0);
+        tg_config_free(cfg);
+        tg_errors_free(&errs);
+    }
+
+    tg_errors_t errs;
+    tg_config_t *cfg =
+        parse_ok(BASE "  q:\n    protocol: quic\n    listen: 127.0.0.1:8443\n    backend: b\n"
+                      "    certificates: {default: srv}\n" L1("https") L1_CERTS
+                 "    mutual_auth: {enabled: true, ca_certificates: [ca1]}\n",
+                 &errs);
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.items[0].severity, TG_SEV_WARNING);
+    assert_int_equal(errs.items[0].line, 15);
+    assert_int_equal(errs.items[0].col, 14);
+    assert_non_null(strstr(errs.items[0].msg, "listener \"q\": backend \"b\" is also behind "
+                                              "listener \"l1\", which requires client"));
+    tg_config_free(cfg);
+    tg_errors_free(&errs);
+}
 
 static void test_valid_neighbours(void **state)
 {
@@ -1018,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_conf_proxy),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_valid_neighbours),
+        cmocka_unit_test(test_quic_shared_backend_warns),
     };
     int failed = cmocka_run_group_tests_name("config", tests, NULL, NULL);
 
