@@ -32,6 +32,8 @@ typedef enum {
     TG_HDR_X_FORWARDED_PORT,
     TG_HDR_X_FORWARDED_CLIENT_SRCPORT,
     TG_HDR_X_FORWARDED_CLIENTCERT, /* any name starting "x-forwarded-clientcert-" */
+    /* The X-Forwarded-* ids above also stand for the same names spelled with '_' for '-'
+     * (what CGI-style backends merge them with): tg_http_header_id folds them. */
     TG_HDR_ALT_SVC,
 } tg_http_header_id_t;
 

@@ -20,6 +20,42 @@ static bool eq_lower(const char *s, const char *lit, size_t n)
     return true;
 }
 
+/* As eq_lower, but '_' in s also matches '-' in lit. */
+static bool eq_lower_dash(const char *s, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c == '_' ? '-' : (c | 0x20)) != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+/* CGI-style backends (WSGI, Rack, PHP) turn '-' into '_' to name their variables, so to
+ * them "X_Forwarded_Clientcert_subjectdn" is our identity header (SPEC §5). A name of the
+ * forwarded family spelled with '_' is therefore classified as the name itself. Only this
+ * family folds: framing and hop-by-hop headers keep their exact spelling, because a
+ * backend that parses HTTP reads "Transfer_Encoding" as just another header. */
+static tg_http_header_id_t forwarded_alias(const char *name, size_t len)
+{
+    static const struct {
+        const char *lit;
+        size_t len;
+        tg_http_header_id_t id;
+    } family[] = {
+        {"x-forwarded-for", 15, TG_HDR_X_FORWARDED_FOR},
+        {"x-forwarded-port", 16, TG_HDR_X_FORWARDED_PORT},
+        {"x-forwarded-proto", 17, TG_HDR_X_FORWARDED_PROTO},
+        {"x-forwarded-client-srcport", 26, TG_HDR_X_FORWARDED_CLIENT_SRCPORT},
+    };
+    for (size_t i = 0; i < sizeof(family) / sizeof(family[0]); i++)
+        if (len == family[i].len && eq_lower_dash(name, family[i].lit, len))
+            return family[i].id;
+    if (len >= 23 && eq_lower_dash(name, "x-forwarded-clientcert-", 23))
+        return TG_HDR_X_FORWARDED_CLIENTCERT;
+    return TG_HDR_OTHER;
+}
+
 /* name must be a token, as the parser has checked. Names are classified once, at parse
  * time, so later stages switch on an enum instead of comparing strings. */
 tg_http_header_id_t tg_http_header_id(const char *name, size_t len)
@@ -107,6 +143,8 @@ tg_http_header_id_t tg_http_header_id(const char *name, size_t len)
      * from clients, including ones a later version may add. */
     if (len >= 23 && eq_lower(name, "x-forwarded-clientcert-", 23))
         return TG_HDR_X_FORWARDED_CLIENTCERT;
+    if (len >= 15 && memchr(name, '_', len) != NULL)
+        return forwarded_alias(name, len);
     return TG_HDR_OTHER;
 }
 

@@ -493,6 +493,21 @@ static void test_header_ids(void **state)
         {"X-Forwarded-Host", TG_HDR_OTHER},
         {"Alt-Svc", TG_HDR_ALT_SVC},
         {"Alt_Svc", TG_HDR_OTHER},
+        /* CGI-style backends read '_' as '-': the forwarded family folds, framing does not. */
+        {"X_Forwarded_Clientcert_subjectdn", TG_HDR_X_FORWARDED_CLIENTCERT},
+        {"X-Forwarded-Clientcert_clientverify", TG_HDR_X_FORWARDED_CLIENTCERT},
+        {"x_forwarded_clientcert-issuerdn", TG_HDR_X_FORWARDED_CLIENTCERT},
+        {"X_FORWARDED_CLIENTCERT_", TG_HDR_X_FORWARDED_CLIENTCERT},
+        {"X_Forwarded_Clientcert", TG_HDR_OTHER},
+        {"X_Forwarded_For", TG_HDR_X_FORWARDED_FOR},
+        {"X-Forwarded_Proto", TG_HDR_X_FORWARDED_PROTO},
+        {"x_forwarded_port", TG_HDR_X_FORWARDED_PORT},
+        {"X_Forwarded_Client_Srcport", TG_HDR_X_FORWARDED_CLIENT_SRCPORT},
+        {"X_Forwarded_Host", TG_HDR_OTHER},
+        {"X__Forwarded_For", TG_HDR_OTHER},
+        {"Transfer_Encoding", TG_HDR_OTHER},
+        {"Content_Length", TG_HDR_OTHER},
+        {"Proxy_Connection", TG_HDR_OTHER},
         {"Accept", TG_HDR_OTHER},
         {"T", TG_HDR_OTHER},
         {"Content-Type", TG_HDR_OTHER},
@@ -909,7 +924,6 @@ static void test_util(void **state)
     assert_non_null(tg_http_reason(-1));
 }
 
-
 /* ---- request heads as fields (HTTP/3) --------------------------------------------------- */
 
 /* "name: value" lines, split at the first ": "; finish's status (0: accepted). */
@@ -925,8 +939,9 @@ static int fields_status(const char *const *lines, size_t n, tg_http_fields_t *f
     return tg_http_fields_finish(f, req);
 }
 
-#define FIELDS(...) ((const char *const[]){__VA_ARGS__}), \
-    (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define FIELDS(...)                                                                                \
+    ((const char *const[]){__VA_ARGS__}),                                                          \
+        (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 static int fields_case(const char *const *lines, size_t n)
 {
@@ -950,12 +965,12 @@ static void test_fields_request(void **state)
     (void)state;
     tg_http_fields_t f;
     tg_http_request_t req;
-    assert_int_equal(fields_status(FIELDS(":method: POST", ":scheme: https",
-                                          ":authority: shop.example.com", ":path: /cart?x=1",
-                                          "cookie: a=1", "content-length:  12 ",
-                                          "x-thing: one", "cookie: b=2", "cookie: c=3"),
-                                   &f, &req),
-                     0);
+    assert_int_equal(
+        fields_status(FIELDS(":method: POST", ":scheme: https", ":authority: shop.example.com",
+                             ":path: /cart?x=1", "cookie: a=1", "content-length:  12 ",
+                             "x-thing: one", "cookie: b=2", "cookie: c=3"),
+                      &f, &req),
+        0);
     assert_int_equal(req.method_len, 4);
     assert_memory_equal(req.method, "POST", 4);
     assert_int_equal(req.target_len, 9);
@@ -981,9 +996,8 @@ static void test_fields_request(void **state)
     tg_http_fields_free(&f);
 
     /* Host instead of :authority; no body; OPTIONS * */
-    assert_int_equal(fields_status(FIELDS(":method: OPTIONS", ":path: *", "host: a.example"),
-                                   &f, &req),
-                     0);
+    assert_int_equal(
+        fields_status(FIELDS(":method: OPTIONS", ":path: *", "host: a.example"), &f, &req), 0);
     assert_int_equal(req.body, TG_HTTP_BODY_NONE);
     assert_memory_equal(req.host, "a.example", 9);
     tg_http_fields_free(&f);
@@ -993,6 +1007,28 @@ static void test_fields_request(void **state)
                                    &f, &req),
                      0);
     assert_int_equal(req.nheaders, 1);
+    tg_http_fields_free(&f);
+}
+
+/* HTTP/3 heads are classified like HTTP/1 ones: identity and forwarded names spelled
+ * with '_' are ours to drop, whatever frontend they came through. */
+static void test_fields_forwarded_aliases(void **state)
+{
+    (void)state;
+    tg_http_fields_t f;
+    tg_http_request_t req;
+    assert_int_equal(fields_status(FIELDS(":method: GET", ":scheme: https", ":authority: a.example",
+                                          ":path: /", "x_forwarded_clientcert_subjectdn: CN=admin",
+                                          "x-forwarded-clientcert_clientverify: SUCCESS",
+                                          "x_forwarded_for: 10.0.0.1", "x_forwarded_host: h"),
+                                   &f, &req),
+                     0);
+    assert_int_equal(find_header(&req, "x_forwarded_clientcert_subjectdn")->id,
+                     TG_HDR_X_FORWARDED_CLIENTCERT);
+    assert_int_equal(find_header(&req, "x-forwarded-clientcert_clientverify")->id,
+                     TG_HDR_X_FORWARDED_CLIENTCERT);
+    assert_int_equal(find_header(&req, "x_forwarded_for")->id, TG_HDR_X_FORWARDED_FOR);
+    assert_int_equal(find_header(&req, "x_forwarded_host")->id, TG_HDR_OTHER);
     tg_http_fields_free(&f);
 }
 
@@ -1007,8 +1043,7 @@ static void test_fields_refused(void **state)
     assert_int_equal(fields_case(FIELDS(":method: CONNECT", ":authority: a:443")), 400);
     assert_int_equal(fields_case(FIELDS(GOOD, ":protocol: websocket")), 400);
     assert_int_equal(fields_case(FIELDS(GOOD, ":path: /again")), 400);
-    assert_int_equal(fields_case(FIELDS(":method: GET", "x: 1", ":path: /", ":authority: a")),
-                     400);
+    assert_int_equal(fields_case(FIELDS(":method: GET", "x: 1", ":path: /", ":authority: a")), 400);
     assert_int_equal(fields_case(FIELDS(GOOD, ":status: 200")), 400);
     /* what could not stand in an HTTP/1.1 request line */
     assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /a b", ":authority: a")), 400);
@@ -1027,7 +1062,9 @@ static void test_fields_refused(void **state)
     assert_int_equal(fields_case(FIELDS(GOOD, "bad name: 1")), 400);
     assert_int_equal(fields_case(FIELDS(GOOD, "x: a\r\nevil: 1")), 400);
     assert_int_equal(fields_case(FIELDS(GOOD, "x: a\nb")), 400);
-    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\x01" "b")), 400); /* as HTTP/1.1 refuses */
+    assert_int_equal(fields_case(FIELDS(GOOD, "x: a\x01"
+                                              "b")),
+                     400); /* as HTTP/1.1 refuses */
     assert_int_equal(fields_case(FIELDS(GOOD, "x: a\tb")), 0);
     assert_int_equal(fields_case(FIELDS(":method: GET", ":path: /", ":authority: a>b")), 400);
     /* connection-specific fields (RFC 9114 §4.2) */
@@ -1045,9 +1082,9 @@ static void test_fields_refused(void **state)
     assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 2", "content-length: 2")), 0);
     assert_int_equal(fields_case(FIELDS(GOOD, "content-length: 1234567890123456789")), 400);
     /* limits: 8 regular fields, 4096 bytes */
-    assert_int_equal(fields_case(FIELDS(GOOD, "a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1",
-                                        "g: 1", "h: 1")),
-                     0);
+    assert_int_equal(
+        fields_case(FIELDS(GOOD, "a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1", "g: 1", "h: 1")),
+        0);
     assert_int_equal(fields_case(FIELDS(GOOD, "a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1",
                                         "g: 1", "h: 1", "i: 1")),
                      431);
@@ -1090,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_util),
         cmocka_unit_test(test_fields_request),
         cmocka_unit_test(test_fields_refused),
+        cmocka_unit_test(test_fields_forwarded_aliases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
