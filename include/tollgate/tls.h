@@ -76,8 +76,7 @@ typedef struct tg_tls_listener_s {
 /* Build the contexts of a listener from loaded certificates (certs[] of the config, by
  * index). Returns 0, or -1 with a problem in errs positioned at the listener. */
 int tg_tls_listener_build(tg_tls_listener_t *tl, const tg_config_t *cfg,
-                          const tg_conf_listener_t *lc, tg_cert_t *const *certs,
-                          tg_errors_t *errs);
+                          const tg_conf_listener_t *lc, tg_cert_t *const *certs, tg_errors_t *errs);
 void tg_tls_listener_free(tg_tls_listener_t *tl);
 
 /* Process-wide session ticket keys: made once at start, so tickets resume on every worker

@@ -89,13 +89,15 @@ static SSL_CTX *ctx_new(const tg_conf_listener_t *lc, const tg_sni_slot_t *slot,
     /* One read() per burst instead of one for the record header and one for its body;
      * the frontend checks SSL_has_pending before it waits for the socket again. */
     SSL_CTX_set_read_ahead(ctx, 1);
-    /* Tickets only: a per-context session cache would be per worker and lost on reload. */
+    /* Tickets only: a per-context session cache would be per worker and lost on reload, and
+     * its sessions would skip the date check tg__tls_tickets_attach puts on tickets. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     /* One TLS 1.3 ticket, not OpenSSL's two: an HTTP/1.1 client resumes one connection at
      * a time, and OpenSSL 3.0 re-encodes and re-decodes the whole session (the client's
      * certificate too, under mutual authentication) for each ticket it makes. */
     SSL_CTX_set_num_tickets(ctx, 1);
-    tg__tls_tickets_attach(ctx);
+    if (tg__tls_tickets_attach(ctx) != 0)
+        goto fail;
     /* Sessions carry the listener's id and client verification (tg__tls_sid_ctx), so one
      * never resumes into another listener or past a certificate check it did not pass. */
     if (SSL_CTX_set_session_id_context(ctx, sid, SSL_MAX_SID_CTX_LENGTH) != 1)
@@ -117,8 +119,7 @@ fail:
 }
 
 int tg_tls_listener_build(tg_tls_listener_t *tl, const tg_config_t *cfg,
-                          const tg_conf_listener_t *lc, tg_cert_t *const *certs,
-                          tg_errors_t *errs)
+                          const tg_conf_listener_t *lc, tg_cert_t *const *certs, tg_errors_t *errs)
 {
     memset(tl, 0, sizeof(*tl));
     size_t ncerts = 1 + lc->nextended;

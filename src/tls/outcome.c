@@ -97,8 +97,9 @@ tg_tls_identity_t *tg_tls_handshake_done(const tg_tls_listener_t *tl, SSL *ssl)
     if (tl->stats != NULL)
         atomic_fetch_add_explicit(&tl->stats->handshakes, 1, memory_order_relaxed);
     /* A resumed session carries the certificate and the verify result of the handshake
-     * that made it (both are in the ticket), and the session id context lets it resume
-     * only under the same verification; so this holds for resumptions too. */
+     * that made it (both are in the ticket), the session id context lets it resume only
+     * under the same verification, and a ticket whose certificate is out of its dates does
+     * not resume (tickets.c); so this holds for resumptions too. */
     if (!(SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) || SSL_get_verify_result(ssl) != X509_V_OK)
         return NULL;
     X509 *peer = SSL_get0_peer_certificate(ssl);

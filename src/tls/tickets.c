@@ -1,7 +1,9 @@
 /* Session ticket keys owned by the process, not by a context: every worker and every
  * generation encrypts and decrypts tickets with the same keys, so a ticket resumes
- * whichever worker takes the connection and after any reload. */
+ * whichever worker takes the connection and after any reload. And the last word on a
+ * decrypted ticket: whether its session may still resume at all. */
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -59,7 +61,32 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
     return 1;
 }
 
-void tg__tls_tickets_attach(SSL_CTX *ctx)
+/* OpenSSL's verdict on a ticket the client sent, TLS 1.2 and 1.3 alike. A session resumes
+ * without the client's certificate being looked at again, and a ticket lives for hours:
+ * a certificate that expired since (or, with a clock set back, is not valid yet) sends the
+ * client through a full handshake, which checks it as any other (SPEC §4). */
+static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *sess, const unsigned char *name,
+                                          size_t name_len, SSL_TICKET_STATUS status, void *arg)
+{
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW: {
+        X509 *peer = SSL_SESSION_get0_peer(sess);
+        if (peer != NULL && !tg__tls_peer_valid_at(peer, time(NULL)))
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    }
+    default:
+        /* an empty ticket, or one we cannot read: a full handshake and a new ticket, as
+         * OpenSSL does without this callback */
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+}
+
+int tg__tls_tickets_attach(SSL_CTX *ctx)
 {
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    /* On every context, though OpenSSL asks only the one a handshake started on: that one
+     * stays the session context when SNI switches to another slot. */
+    return SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_decrypted, NULL) == 1 ? 0 : -1;
 }

@@ -2,6 +2,9 @@
 #ifndef TOLLGATE_TLS_INTERNAL_H
 #define TOLLGATE_TLS_INTERNAL_H
 
+#include <stdbool.h>
+#include <time.h>
+
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 
@@ -9,13 +12,22 @@
 #include "tollgate/config.h"
 #include "tollgate/tls.h"
 
-void tg__tls_tickets_attach(SSL_CTX *ctx);
+/* The process's ticket keys and the check of a decrypted ticket's session. 0 or -1. */
+int tg__tls_tickets_attach(SSL_CTX *ctx);
 void tg__tls_drain_errors(char *buf, size_t size);
 
 /* verify.c: mutual authentication */
 
-/* The listener's CAs and CRLs with the flags that check them; NULL on failure. */
+/* Whether x, one of the certificates listed in a listener's ca_certificates, is a trust
+ * anchor there: self-signed, or issued by none of the others in `listed` (which may hold x
+ * itself). The others only help build chains up to an anchor. */
+bool tg__tls_is_anchor(X509 *x, const STACK_OF(X509) * listed);
+/* The listener's CAs (anchors marked as such) and CRLs with the flags that check them;
+ * NULL on failure. */
 X509_STORE *tg__tls_store_build(const tg_conf_listener_t *lc, tg_cert_t *const *certs);
+/* Whether a client certificate is within its dates at `now`: what a session that carries
+ * it must still be to resume. */
+bool tg__tls_peer_valid_at(const X509 *peer, time_t now);
 /* Client verification on one context: the store, the verify mode, depth and purpose, and
  * the CA names of the CertificateRequest. Returns 0 or -1. */
 int tg__tls_verify_setup(SSL_CTX *ctx, const tg_conf_listener_t *lc, X509_STORE *store);

@@ -1,6 +1,8 @@
-/* Client verification for mutual authentication: the per-listener trust store, the verify
- * settings every SNI slot gets, the first failure of a handshake kept for its log line,
- * and the session id context that keeps sessions inside one listener's trust policy. */
+/* Client verification for mutual authentication: the per-listener trust store and which
+ * of its CAs are anchors, the verify settings every SNI slot gets, the first failure of a
+ * handshake kept for its log line, and what keeps a session inside the check it passed:
+ * the session id context of one listener's trust policy and the client certificate's
+ * dates. */
 #include <pthread.h>
 #include <string.h>
 
@@ -12,17 +14,45 @@
 
 /* ---- the trust store ------------------------------------------------------------------- */
 
+bool tg__tls_is_anchor(X509 *x, const STACK_OF(X509) * listed)
+{
+    if (X509_self_signed(x, 0) == 1)
+        return true;
+    for (int i = 0; i < sk_X509_num(listed); i++) {
+        X509 *other = sk_X509_value(listed, i);
+        /* x itself, or the same certificate listed by another entry, is not its issuer */
+        if (other == x || X509_cmp(other, x) == 0)
+            continue;
+        if (X509_check_issued(other, x) == X509_V_OK)
+            return false;
+    }
+    return true;
+}
+
+/* A certificate whose issuer is not listed is trusted for client authentication by an
+ * explicit mark, which OpenSSL accepts without climbing further (X509_check_trust with
+ * the SSL_CLIENT purpose's trust). The mark goes on a copy: the same CA entry may be an
+ * anchor on one listener and only a link on another, and generations share the entry. */
+static int add_anchor(X509_STORE *store, X509 *x)
+{
+    X509 *dup = X509_dup(x);
+    int ok = dup != NULL && X509_add1_trust_object(dup, OBJ_nid2obj(NID_client_auth)) == 1 &&
+             X509_STORE_add_cert(store, dup) == 1;
+    X509_free(dup); /* the store holds its own reference */
+    return ok ? 0 : -1;
+}
+
 X509_STORE *tg__tls_store_build(const tg_conf_listener_t *lc, tg_cert_t *const *certs)
 {
     X509_STORE *store = X509_STORE_new();
-    if (store == NULL)
-        return NULL;
+    STACK_OF(X509) *listed = sk_X509_new_null();
+    if (store == NULL || listed == NULL)
+        goto fail;
     bool any_crl = false;
     for (size_t i = 0; i < lc->mtls.ncas; i++) {
         const tg_cert_t *ca = certs[lc->mtls.cas[i]];
-        /* A CA listed by two entries is added twice; OpenSSL keeps one. */
         for (int j = 0; j < sk_X509_num(ca->cas); j++)
-            if (X509_STORE_add_cert(store, sk_X509_value(ca->cas, j)) != 1)
+            if (sk_X509_push(listed, sk_X509_value(ca->cas, j)) == 0)
                 goto fail;
         if (ca->crl != NULL) {
             if (X509_STORE_add_crl(store, ca->crl) != 1)
@@ -30,23 +60,45 @@ X509_STORE *tg__tls_store_build(const tg_conf_listener_t *lc, tg_cert_t *const *
             any_crl = true;
         }
     }
-    /* Every CA of the listener is a trust anchor, root or not: SPEC §1 has clients chain
-     * to "one of the listener's CA certificates", so a bundle of only an intermediate
-     * works as an operator would expect. */
-    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
-    /* With a CRL anywhere, check every certificate of the chain, not only the client's:
-     * a revoked intermediate must fail too. An issuer without a CRL would then fail every
-     * client (unable to get CRL); verify_cb forgives exactly that case, so a CRL given for
-     * one CA is enforced without demanding one for every CA. */
-    if (any_crl)
-        flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
-    if (X509_STORE_set_flags(store, flags) != 1)
+    /* Trust anchors are the self-signed CAs and those whose issuer is not listed (SPEC
+     * §4): a bundle of only an intermediate still admits its clients, while an intermediate
+     * listed with its root is only a link, so the root's dates and CRL still apply to the
+     * chain. Self-signed ones are anchors by OpenSSL's own rule and need no mark; the
+     * others go in unmarked, which lets them build chains without ending one. A CA listed
+     * by two entries is added twice; OpenSSL keeps one. */
+    for (int i = 0; i < sk_X509_num(listed); i++) {
+        X509 *x = sk_X509_value(listed, i);
+        if (X509_self_signed(x, 0) != 1 && tg__tls_is_anchor(x, listed)) {
+            if (add_anchor(store, x) != 0)
+                goto fail;
+        } else if (X509_STORE_add_cert(store, x) != 1) {
+            goto fail;
+        }
+    }
+    /* No X509_V_FLAG_PARTIAL_CHAIN: it would end every chain at the first listed CA and so
+     * skip what stands above it. With a CRL anywhere, check every certificate of the
+     * chain, not only the client's: a revoked intermediate must fail too. An issuer without
+     * a CRL would then fail every client (unable to get CRL); verify_cb forgives exactly
+     * that case, so a CRL given for one CA is enforced without demanding one for every CA. */
+    if (any_crl &&
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1)
         goto fail;
+    sk_X509_free(listed);
     return store;
 
 fail:
+    sk_X509_free(listed);
     X509_STORE_free(store);
     return NULL;
+}
+
+bool tg__tls_peer_valid_at(const X509 *peer, time_t now)
+{
+    /* X509_cmp_time: -1 at or before `now`, 1 after, 0 for an unreadable time (not valid
+     * then); the same comparisons as the verifier's, so a session resumes exactly while a
+     * full handshake would accept the certificate's dates. */
+    return X509_cmp_time(X509_get0_notBefore(peer), &now) < 0 &&
+           X509_cmp_time(X509_get0_notAfter(peer), &now) > 0;
 }
 
 /* ---- the first failure of a handshake -------------------------------------------------- */

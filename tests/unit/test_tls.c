@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -16,6 +17,8 @@
 #include "tollgate/cert.h"
 #include "tollgate/config.h"
 #include "tollgate/tls.h"
+
+#include "../../src/tls/tls_internal.h"
 
 #define DAY (24L * 3600)
 
@@ -234,8 +237,10 @@ static void test_policies(void **state)
 
 /* ---- mutual authentication over in-memory handshakes ------------------------------------ */
 
-static EVP_PKEY *root_key, *other_key, *server_key, *client_key;
+static EVP_PKEY *root_key, *other_key, *server_key, *client_key, *int_key;
 static X509 *root, *other, *server, *client, *stranger;
+/* root -> inter -> via_int; old_root is the root's name and key with past dates */
+static X509 *inter, *via_int, *old_root;
 
 static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
@@ -248,17 +253,18 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
     X509_EXTENSION_free(ext);
 }
 
-/* Self-signed CA when issuer is NULL; eku NULL for a CA. */
-static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-                       const char *eku)
+/* Self-signed CA when issuer is NULL; eku NULL for a CA. Valid from `from_s` to `to_s`
+ * seconds from now. */
+static X509 *make_cert_dated(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                             const char *eku, long from_s, long to_s)
 {
     static long serial = 1;
     X509 *x = X509_new();
     assert_non_null(x);
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(x), -DAY);
-    X509_gmtime_adj(X509_getm_notAfter(x), 30 * DAY);
+    X509_gmtime_adj(X509_getm_notBefore(x), from_s);
+    X509_gmtime_adj(X509_getm_notAfter(x), to_s);
     X509_NAME *name = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"unit", -1, -1, 0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
@@ -276,6 +282,38 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
     }
     assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
     return x;
+}
+
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                       const char *eku)
+{
+    return make_cert_dated(cn, key, issuer, issuer_key, eku, -DAY, 30 * DAY);
+}
+
+/* A CRL of `issuer`, revoking `revoked` unless it is NULL. */
+static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *key, X509 *revoked)
+{
+    X509_CRL *crl = X509_CRL_new();
+    assert_non_null(crl);
+    X509_CRL_set_version(crl, 1);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
+    ASN1_TIME *t = X509_gmtime_adj(NULL, -3600);
+    X509_CRL_set1_lastUpdate(crl, t);
+    ASN1_TIME_free(t);
+    t = X509_gmtime_adj(NULL, 30 * DAY);
+    X509_CRL_set1_nextUpdate(crl, t);
+    ASN1_TIME_free(t);
+    if (revoked != NULL) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked));
+        t = X509_gmtime_adj(NULL, -60);
+        X509_REVOKED_set_revocationDate(r, t);
+        ASN1_TIME_free(t);
+        assert_int_equal(X509_CRL_add0_revoked(crl, r), 1);
+    }
+    X509_CRL_sort(crl);
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    return crl;
 }
 
 static char *pem_of_cert(X509 *x)
@@ -313,6 +351,10 @@ static int pki_setup(void **state)
     server = make_cert("localhost", server_key, root, root_key, "serverAuth");
     client = make_cert("unit client", client_key, root, root_key, "clientAuth");
     stranger = make_cert("unit stranger", client_key, other, other_key, "clientAuth");
+    int_key = EVP_EC_gen("P-256");
+    inter = make_cert("unit intermediate", int_key, root, root_key, NULL);
+    via_int = make_cert("unit client", client_key, inter, int_key, "clientAuth");
+    old_root = make_cert_dated("unit root", root_key, NULL, NULL, NULL, -30 * DAY, -DAY);
     return 0;
 }
 
@@ -323,6 +365,10 @@ static int pki_teardown(void **state)
     X509_free(server);
     X509_free(client);
     X509_free(stranger);
+    X509_free(inter);
+    X509_free(via_int);
+    X509_free(old_root);
+    EVP_PKEY_free(int_key);
     EVP_PKEY_free(root_key);
     EVP_PKEY_free(other_key);
     EVP_PKEY_free(server_key);
@@ -330,13 +376,14 @@ static int pki_teardown(void **state)
     return 0;
 }
 
-/* A generation's worth of one listener: certs[0] the server certificate, certs[1] the
- * root as a ca entry, certs[2] the other root. */
+/* A generation's worth of one listener: certs[0] the server certificate, the others ca
+ * entries (fixture_new: certs[1] the root, certs[2] the other root). */
 typedef struct fixture_s {
     tg_config_t cfg;
     tg_conf_listener_t lc;
-    size_t cas[1];
-    tg_cert_t *certs[3];
+    size_t cas[4];
+    tg_cert_t *certs[5];
+    size_t ncerts;
     tg_tls_listener_t tl;
 } fixture_t;
 
@@ -354,21 +401,33 @@ static tg_cert_t *load(const char *id, tg_cert_type_t type, X509 *x, EVP_PKEY *k
     return c;
 }
 
-static fixture_t *fixture_new(const char *id, bool mtls, unsigned depth, size_t ca)
+/* A ca entry of one or two certificates (a bundle) and an optional CRL (taken). */
+static tg_cert_t *load_ca(const char *id, X509 *a, X509 *b, X509_CRL *crl)
 {
-    fixture_t *f = tg_calloc(1, sizeof(*f));
-    f->certs[0] = load("srv", TG_CERT_SERVER, server, server_key);
-    f->certs[1] = load("root", TG_CERT_CA, root, NULL);
-    f->certs[2] = load("other", TG_CERT_CA, other, NULL);
+    char *pa = pem_of_cert(a);
+    char *pb = b ? pem_of_cert(b) : tg_strndup("", 0);
+    char *pem = tg_sprintf("%s%s", pa, pb);
+    char err[256];
+    tg_cert_t *c = tg_cert_load_mem(id, TG_CERT_CA, pem, strlen(pem), NULL, 0, err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s: %s", id, err);
+    c->crl = crl;
+    free(pa);
+    free(pb);
+    free(pem);
+    return c;
+}
+
+/* The listener over f->certs: every entry after the server certificate is one of its CAs. */
+static fixture_t *fixture_build(fixture_t *f, const char *id, bool mtls, unsigned depth)
+{
     f->cfg.path = "unit.yaml";
     f->lc.id = (char *)id;
     f->lc.policy = TG_POLICY_1_2_STRICT_WITH_1_3;
     f->lc.default_cert = 0;
     f->lc.mtls.enabled = mtls;
     f->lc.mtls.verify_depth = depth;
-    f->cas[0] = ca;
     f->lc.mtls.cas = f->cas;
-    f->lc.mtls.ncas = 1;
     tg_errors_t errs;
     tg_errors_init(&errs);
     int rc = tg_tls_listener_build(&f->tl, &f->cfg, &f->lc, f->certs, &errs);
@@ -381,12 +440,49 @@ static fixture_t *fixture_new(const char *id, bool mtls, unsigned depth, size_t 
     return f;
 }
 
+static fixture_t *fixture_new(const char *id, bool mtls, unsigned depth, size_t ca)
+{
+    fixture_t *f = tg_calloc(1, sizeof(*f));
+    f->certs[0] = load("srv", TG_CERT_SERVER, server, server_key);
+    f->certs[1] = load("root", TG_CERT_CA, root, NULL);
+    f->certs[2] = load("other", TG_CERT_CA, other, NULL);
+    f->ncerts = 3;
+    f->cas[0] = ca;
+    f->lc.mtls.ncas = 1;
+    return fixture_build(f, id, mtls, depth);
+}
+
+/* A listener with mutual authentication over the given ca entries (taken), in order. */
+static fixture_t *fixture_cas(const char *id, tg_cert_t *a, tg_cert_t *b)
+{
+    fixture_t *f = tg_calloc(1, sizeof(*f));
+    f->certs[0] = load("srv", TG_CERT_SERVER, server, server_key);
+    f->ncerts = 1;
+    tg_cert_t *cas[] = {a, b};
+    for (size_t i = 0; i < 2 && cas[i] != NULL; i++) {
+        f->cas[f->lc.mtls.ncas++] = f->ncerts;
+        f->certs[f->ncerts++] = cas[i];
+    }
+    return fixture_build(f, id, true, 3);
+}
+
 static void fixture_free(fixture_t *f)
 {
     tg_tls_listener_free(&f->tl);
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < f->ncerts; i++)
         tg_cert_free(f->certs[i]);
     free(f);
+}
+
+static SSL_CTX *client_ctx(int version, X509 *cert);
+
+/* A client sending `cert` and, unless NULL, the intermediate `chain` above it. */
+static SSL_CTX *client_ctx_chain(int version, X509 *cert, X509 *chain)
+{
+    SSL_CTX *ctx = client_ctx(version, cert);
+    if (chain != NULL)
+        assert_int_equal(SSL_CTX_add1_chain_cert(ctx, chain), 1);
+    return ctx;
 }
 
 static SSL_CTX *client_ctx(int version, X509 *cert)
@@ -605,6 +701,157 @@ static void test_sessions_stay_within_one_policy(void **state)
     }
 }
 
+/* ---- trust anchors ------------------------------------------------------------------------ */
+
+static bool anchor_among(X509 *x, X509 *a, X509 *b, X509 *c)
+{
+    STACK_OF(X509) *listed = sk_X509_new_null();
+    X509 *all[] = {a, b, c};
+    for (size_t i = 0; i < 3; i++)
+        if (all[i] != NULL)
+            sk_X509_push(listed, all[i]);
+    bool anchor = tg__tls_is_anchor(x, listed);
+    sk_X509_free(listed);
+    return anchor;
+}
+
+static void test_anchor_selection(void **state)
+{
+    /* a root is an anchor whatever else is listed */
+    assert_true(anchor_among(root, root, NULL, NULL));
+    assert_true(anchor_among(root, inter, root, NULL));
+    assert_true(anchor_among(old_root, inter, old_root, NULL));
+    /* an intermediate is one only while its issuer is not listed, however dated */
+    assert_true(anchor_among(inter, inter, NULL, NULL));
+    assert_true(anchor_among(inter, inter, other, NULL));
+    assert_false(anchor_among(inter, inter, root, NULL));
+    assert_false(anchor_among(inter, root, inter, NULL));
+    assert_false(anchor_among(inter, inter, old_root, NULL));
+    assert_false(anchor_among(inter, other, inter, root));
+    /* the same certificate listed twice (two entries) is not its own issuer */
+    X509 *copy = X509_dup(inter);
+    assert_true(anchor_among(inter, inter, copy, NULL));
+    X509_free(copy);
+    /* a client certificate listed by mistake with its issuer is not an anchor */
+    assert_false(anchor_among(via_int, via_int, inter, NULL));
+}
+
+/* Real handshakes against trust stores of an intermediate and its root. */
+static void test_mtls_chain_trust(void **state)
+{
+    static const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (size_t v = 0; v < 2; v++) {
+        SSL_CTX *leaf_only = client_ctx(versions[v], via_int);
+        SSL_CTX *with_int = client_ctx_chain(versions[v], via_int, inter);
+        static const struct {
+            const char *id;
+            bool old_root, root, crl, revoke_int, ok;
+            tg_tls_fail_t why;
+        } cases[] = {
+            /* the expired root above the intermediate fails its clients */
+            {"unit-int-oldroot", true, false, false, false, false, TG_TLS_FAIL_EXPIRED},
+            /* the root's CRL is checked on the intermediate, with the root's key */
+            {"unit-int-root", false, true, false, false, true, 0},
+            {"unit-int-root-crl", false, true, true, false, true, 0},
+            {"unit-int-root-revoked", false, true, true, true, false, TG_TLS_FAIL_REVOKED},
+            /* alone, the intermediate is the anchor */
+            {"unit-int-only", false, false, false, false, true, 0},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            X509 *top = cases[i].old_root ? old_root : cases[i].root ? root : NULL;
+            X509_CRL *crl =
+                cases[i].crl ? make_crl(root, root_key, cases[i].revoke_int ? inter : NULL) : NULL;
+            tg_cert_t *int_entry = load_ca("int", inter, NULL, NULL);
+            tg_cert_t *top_entry = top ? load_ca("top", top, NULL, crl) : NULL;
+            fixture_t *f = fixture_cas(cases[i].id, int_entry, top_entry);
+            SSL_CTX *clients[] = {leaf_only, with_int};
+            for (size_t c = 0; c < 2; c++) {
+                unsigned long before = atomic_load(&f->tl.stats->failures[cases[i].why]);
+                result_t r = handshake(f, clients[c], NULL);
+                if (r.ok != cases[i].ok)
+                    fail_msg("%s, TLS 1.%d, client %zu: handshake %s", cases[i].id, v ? 3 : 2, c,
+                             r.ok ? "succeeded" : "failed");
+                if (r.ok) {
+                    assert_non_null(r.id);
+                    assert_string_equal(r.id->issuer, "CN=unit intermediate,O=unit");
+                } else
+                    assert_int_equal(failures(f, cases[i].why), before + 1);
+                tg_tls_identity_free(r.id);
+                SSL_SESSION_free(r.session);
+            }
+            fixture_free(f);
+        }
+        /* one entry holding the bundle [intermediate, root] and the root's CRL */
+        tg_cert_t *bundle = load_ca("bundle", inter, root, make_crl(root, root_key, inter));
+        fixture_t *f = fixture_cas("unit-bundle-revoked", bundle, NULL);
+        unsigned long before = failures(f, TG_TLS_FAIL_REVOKED);
+        result_t r = handshake(f, leaf_only, NULL);
+        assert_false(r.ok);
+        assert_int_equal(failures(f, TG_TLS_FAIL_REVOKED), before + 1);
+        fixture_free(f);
+        /* the root alone: the client sends the intermediate */
+        f = fixture_cas("unit-root-only", load_ca("root", root, NULL, NULL), NULL);
+        r = handshake(f, with_int, NULL);
+        assert_true(r.ok);
+        tg_tls_identity_free(r.id);
+        SSL_SESSION_free(r.session);
+        before = failures(f, TG_TLS_FAIL_UNKNOWN_CA);
+        r = handshake(f, leaf_only, NULL);
+        assert_false(r.ok);
+        assert_int_equal(failures(f, TG_TLS_FAIL_UNKNOWN_CA), before + 1);
+        fixture_free(f);
+        SSL_CTX_free(leaf_only);
+        SSL_CTX_free(with_int);
+    }
+}
+
+/* ---- resumption and the client certificate's dates ------------------------------------------ */
+
+static void test_peer_valid_at(void **state)
+{
+    time_t now = time(NULL);
+    assert_true(tg__tls_peer_valid_at(client, now));
+    assert_false(tg__tls_peer_valid_at(client, now + 31 * DAY)); /* expired */
+    assert_false(tg__tls_peer_valid_at(client, now - 2 * DAY));  /* not yet valid */
+    assert_false(tg__tls_peer_valid_at(old_root, now));
+}
+
+/* A session whose client certificate expired since it was made does not resume: the full
+ * handshake that follows checks the certificate and refuses it. */
+static void test_expired_certificate_does_not_resume(void **state)
+{
+    static const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    X509 *brief = make_cert_dated("unit client", client_key, root, root_key, "clientAuth", -DAY, 2);
+    fixture_t *f[2];
+    result_t first[2];
+    SSL_CTX *cctx[2];
+    for (size_t v = 0; v < 2; v++) {
+        f[v] = fixture_new(v ? "unit-brief-13" : "unit-brief-12", true, 3, 1);
+        cctx[v] = client_ctx(versions[v], brief);
+        first[v] = handshake(f[v], cctx[v], NULL);
+        assert_true(first[v].ok);
+        tg_tls_identity_free(first[v].id);
+        /* still valid: it resumes */
+        result_t r = handshake(f[v], cctx[v], first[v].session);
+        assert_true(r.ok);
+        assert_true(r.resumed);
+        tg_tls_identity_free(r.id);
+        SSL_SESSION_free(r.session);
+    }
+    sleep(3);
+    for (size_t v = 0; v < 2; v++) {
+        result_t r = handshake(f[v], cctx[v], first[v].session);
+        if (r.ok)
+            fail_msg("TLS 1.%d: the session of an expired certificate %s", v ? 3 : 2,
+                     r.resumed ? "resumed" : "passed a full handshake");
+        assert_int_equal(failures(f[v], TG_TLS_FAIL_EXPIRED), 1);
+        SSL_SESSION_free(first[v].session);
+        SSL_CTX_free(cctx[v]);
+        fixture_free(f[v]);
+    }
+    X509_free(brief);
+}
+
 static void test_stats_by_listener_id(void **state)
 {
     tg_tls_stats_t *a = tg_tls_stats_get("unit-stats-a");
@@ -626,6 +873,10 @@ int main(void)
         cmocka_unit_test(test_mtls_handshakes),
         cmocka_unit_test(test_mtls_off_requests_nothing),
         cmocka_unit_test(test_sessions_stay_within_one_policy),
+        cmocka_unit_test(test_anchor_selection),
+        cmocka_unit_test(test_mtls_chain_trust),
+        cmocka_unit_test(test_peer_valid_at),
+        cmocka_unit_test(test_expired_certificate_does_not_resume),
         cmocka_unit_test(test_stats_by_listener_id),
     };
     return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
