@@ -32,7 +32,8 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
 /* Graceful stop: close idle connections now and the others after their current
  * response; on_drained is called once none is left. */
 void tg_h1_drain(tg_h1_server_t *srv);
-/* After a reload: connections whose listener gen no longer has close when idle, after
+/* After a reload: connections whose listener gen no longer has, or now verifies clients
+ * otherwise (mutual authentication on or off, CAs, CRLs, depth), close when idle, after
  * their current response otherwise, and at deadline_ms at the latest (tg_h1_reap).
  * Returns how many are still open. */
 size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms);

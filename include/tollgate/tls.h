@@ -70,6 +70,10 @@ typedef struct tg_tls_listener_s {
     tg_sni_t sni;
     SSL_CTX **ctx; /* sni.nslots contexts */
     tg_tls_stats_t *stats;
+    /* The listener's id and whole client-verification policy as one digest (the session
+     * id context): two generations' listeners verify clients alike exactly when equal, so
+     * a reload can tell which connections were let in under checks that no longer hold. */
+    unsigned char verify_id[32];
     X509_STORE *_verify_store; /* mutual authentication: the listener's CAs and CRLs */
 } tg_tls_listener_t;
 

@@ -25,10 +25,11 @@ struct tg_h1conn_s {
     tg_h1_server_t *srv;
     tg_h1conn_t *prev;
     tg_h1conn_t *next;
-    tg_generation_t *gen;        /* accepted under: its TLS contexts served the handshake */
+    tg_generation_t *gen; /* accepted under: its TLS contexts served the handshake */
     const tg_listener_rt_t *lst;
-    tg_generation_t *route_gen;  /* a newer generation the current exchange routes by */
-    uint64_t retire_at_ms;       /* non-zero: its listener was removed; closed by then */
+    tg_generation_t *route_gen; /* a newer generation the current exchange routes by */
+    uint64_t retire_at_ms;      /* non-zero: closed by then, and after its current request
+                                 * (its listener was removed or verifies clients otherwise) */
     int fd;
     SSL *ssl;
     struct event rev;
@@ -38,24 +39,24 @@ struct tg_h1conn_s {
     int state;
     tg_buf_t in;
     tg_buf_t out;
-    int io_want;         /* what the last blocked TLS call waits for (TG_WANT_*) */
-    bool in_drive;       /* drive() is on the stack: callbacks only set flags */
-    bool broken;         /* a write failed: close at the next chance */
-    bool peer_closed;    /* the client sent its last byte (EOF or close_notify) */
+    int io_want;      /* what the last blocked TLS call waits for (TG_WANT_*) */
+    bool in_drive;    /* drive() is on the stack: callbacks only set flags */
+    bool broken;      /* a write failed: close at the next chance */
+    bool peer_closed; /* the client sent its last byte (EOF or close_notify) */
     /* the request being served */
     size_t head_scanned;
-    bool keep_alive;     /* the client wants it and we are not draining */
-    bool close_after;    /* close once the response is out */
-    bool ex_active;      /* ex holds a started exchange */
-    bool ex_done;        /* its finish() came */
-    bool chunked_out;    /* we frame the response body as chunked */
-    bool out_blocked;    /* send_body returned false: resume the exchange on drain */
+    bool keep_alive;  /* the client wants it and we are not draining */
+    bool close_after; /* close once the response is out */
+    bool ex_active;   /* ex holds a started exchange */
+    bool ex_done;     /* its finish() came */
+    bool chunked_out; /* we frame the response body as chunked */
+    bool out_blocked; /* send_body returned false: resume the exchange on drain */
     tg_http_body_t req_body;
     uint64_t req_remaining;
     tg_http_chunked_t req_chunked;
     size_t body_pending; /* decoded chunk bytes at the head of `in` still to hand over */
     bool req_done;
-    bool body_blocked;   /* the exchange refused body bytes: wait for want_body */
+    bool body_blocked; /* the exchange refused body bytes: wait for want_body */
     tg_client_info_t client;
     tg_exchange_t ex;
 };
@@ -401,14 +402,14 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
     tg_http_header_t hs[MAX_REQ_HEADERS];
     tg_http_request_t req;
     int status = 400;
-    if (tg_http_parse_request(tg_buf_head(&c->in), head_len, &req, hs, MAX_REQ_HEADERS,
-                              &status) < 0) {
+    if (tg_http_parse_request(tg_buf_head(&c->in), head_len, &req, hs, MAX_REQ_HEADERS, &status) <
+        0) {
         tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
         reject(c, status);
         return;
     }
     c->state = ST_EXCHANGE;
-    c->keep_alive = req.keep_alive && !c->srv->draining;
+    c->keep_alive = req.keep_alive && !c->srv->draining && c->retire_at_ms == 0;
     c->close_after = false;
     c->chunked_out = false;
     c->out_blocked = false;
@@ -569,8 +570,7 @@ static void drive(tg_h1conn_t *c, bool readable)
             begin_close(c);
             continue;
         }
-        if (c->state == ST_EXCHANGE && !c->req_done && !c->body_blocked &&
-            tg_buf_len(&c->in) > 0) {
+        if (c->state == ST_EXCHANGE && !c->req_done && !c->body_blocked && tg_buf_len(&c->in) > 0) {
             feed_body(c);
             continue;
         }
@@ -695,12 +695,22 @@ void tg_h1_drain(tg_h1_server_t *srv)
         srv->on_drained(srv->arg);
 }
 
+/* Whether gen still has c's listener, verifying clients as it did when c was accepted.
+ * A connection let in without a certificate (or under CAs, CRLs or a depth since changed)
+ * must not go on sending requests once the operator tightened the check (SPEC §7 rule 3). */
+static bool listener_kept(const tg_h1conn_t *c, const tg_generation_t *gen)
+{
+    const tg_listener_rt_t *l = tg_generation_listener(gen, c->lst->conf);
+    return l != NULL &&
+           memcmp(l->tls.verify_id, c->lst->tls.verify_id, sizeof(l->tls.verify_id)) == 0;
+}
+
 size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms)
 {
     tg_h1conn_t *next;
     for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->retire_at_ms != 0 || tg_generation_listener(gen, c->lst->conf) != NULL)
+        if (c->retire_at_ms != 0 || listener_kept(c, gen))
             continue;
         if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->in) == 0)) {
             conn_free(c);

@@ -143,6 +143,7 @@ int tg_tls_listener_build(tg_tls_listener_t *tl, const tg_config_t *cfg,
         tg_tls_listener_free(tl);
         return -1;
     }
+    memcpy(tl->verify_id, sid, sizeof(tl->verify_id));
     if (lc->mtls.enabled) {
         /* One store per listener and generation: its CAs trust nobody on other listeners,
          * and a reload's new CAs or CRL apply from the next handshake on. */
