@@ -33,6 +33,11 @@ tg_admin_t *tg_admin_start(struct event_base *base, const tg_config_t *cfg,
                            const tg_admin_ops_t *ops, void *arg, tg_errors_t *errs);
 void tg_admin_stop(tg_admin_t *admin);
 
+/* The bearer token of a TCP admin listener from admin.token_file (malloc'd), or NULL with
+ * the problem in errs: unreadable, blank, shorter than 16 or longer than 512 characters,
+ * or not one word of visible ASCII. `tollgate check` reads it too. */
+char *tg_admin_token_read(const tg_config_t *cfg, tg_errors_t *errs);
+
 /* The Prometheus text of a generation and the stats, into a malloc'd string. */
 char *tg_admin_metrics(const tg_generation_t *g, const tg_admin_stats_t *st, size_t *len);
 

@@ -1,83 +1,159 @@
-/* The admin endpoint: a small HTTP/1.1 server (libevent's evhttp: off the data path, so
- * the convenience is worth more than control) with bearer-token auth on TCP. */
+/* The admin endpoint: a small HTTP/1.1 server on the main thread, off the data path, with
+ * bearer-token auth on TCP. One request a connection, parsed by the same strict parser as
+ * client requests, every byte bounded, and a cap on open connections. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/bufferevent.h>
 #include <event2/listener.h>
 
 #include "tollgate/admin.h"
+#include "tollgate/http.h"
 
 #define TOKEN_MAX 512
+/* Shorter tokens can be guessed; 16 bytes is what `openssl rand -hex 8` gives. */
+#define TOKEN_MIN 16
+/* The admin endpoint is for an operator and a few scripts: at this many open connections
+ * it stops accepting until one closes, so no client can pin the main thread's descriptors
+ * or memory (the rest wait in the kernel's backlog). */
+#define ADMIN_MAX_CONNS 32
+#define ADMIN_MAX_HEAD 16384
+#define ADMIN_MAX_BODY (1 << 20)
+#define ADMIN_MAX_HEADERS 64
+#define ADMIN_TIMEOUT_S 10
+
+typedef struct admin_conn_s admin_conn_t;
 
 struct tg_admin_s {
-    struct evhttp *http;
+    struct event_base *base;
+    struct evconnlistener *listener;
     const tg_admin_ops_t *ops;
     void *arg;
     char *token; /* NULL on a unix socket: file permissions guard it */
     char *unix_path;
+    admin_conn_t *conns;
+    unsigned nconns;
 };
 
-static void reply(struct evhttp_request *req, int code, const char *ctype, const char *body,
-                  size_t len)
+/* One connection: it reads one request, answers it and closes. */
+struct admin_conn_s {
+    tg_admin_t *a;
+    struct bufferevent *bev;
+    size_t scanned; /* of the head, for tg_http_head_end */
+    bool answered;  /* the answer is queued: close once it is out */
+    admin_conn_t *prev, *next;
+};
+
+static bool is_space(char c)
 {
-    struct evbuffer *buf = evbuffer_new();
-    evbuffer_add(buf, body, len);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_send_reply(req, code, NULL, buf);
-    evbuffer_free(buf);
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *msg)
+/* ---- connections ----------------------------------------------------------------------- */
+
+static void conn_free(admin_conn_t *c)
+{
+    tg_admin_t *a = c->a;
+    bufferevent_free(c->bev);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (a->nconns-- == ADMIN_MAX_CONNS && a->listener != NULL)
+        evconnlistener_enable(a->listener);
+    free(c);
+}
+
+static void reply(admin_conn_t *c, int code, const char *ctype, const char *body, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                        code, tg_http_reason(code), ctype, len);
+    evbuffer_add(out, body, len);
+    c->answered = true;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void reply_error(admin_conn_t *c, int code, const char *msg)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "{\"error\": \"%s\"}\n", msg);
-    reply(req, code, "application/json", body, (size_t)n);
+    reply(c, code, "application/json", body, (size_t)n);
 }
 
-/* Constant time, so the token cannot be guessed byte by byte from response times. */
-static bool token_ok(const tg_admin_t *a, struct evhttp_request *req)
+/* The first Authorization header; *dup when another one came too. */
+static const tg_http_header_t *authorization(const tg_http_request_t *req, bool *dup)
+{
+    const tg_http_header_t *found = NULL;
+    *dup = false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tg_http_header_t *h = &req->headers[i];
+        if (!tg_http_name_eq(h->name, h->name_len, "authorization", 13))
+            continue;
+        *dup = found != NULL;
+        found = found != NULL ? found : h;
+    }
+    return found;
+}
+
+/* Constant time, so the token cannot be guessed byte by byte from response times. The
+ * token is at least TOKEN_MIN visible characters (tg_admin_token_read), so no run of
+ * white space a client sends can ever equal it. */
+static bool token_ok(const tg_admin_t *a, const tg_http_request_t *req)
 {
     if (a->token == NULL)
         return true;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+    bool dup;
+    const tg_http_header_t *h = authorization(req, &dup);
+    if (h == NULL || dup || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
         return false;
-    h += 7;
-    size_t n = strlen(a->token), m = strlen(h);
+    const char *v = h->value + 7;
+    size_t m = h->value_len - 7;
+    while (m > 0 && is_space(*v))
+        v++, m--;
+    size_t n = strlen(a->token);
     unsigned char diff = (unsigned char)(n != m);
     for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(a->token[i] ^ (i < m ? h[i] : 0));
+        diff |= (unsigned char)(a->token[i] ^ (i < m ? v[i] : 0));
     return diff == 0;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void handle(admin_conn_t *c, const tg_http_request_t *req)
 {
-    tg_admin_t *a = arg;
+    tg_admin_t *a = c->a;
     if (!token_ok(a, req)) {
-        reply_error(req, 401, "missing or wrong bearer token");
+        reply_error(c, 401, "missing or wrong bearer token");
         return;
     }
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET || path == NULL) {
-        reply_error(req, 404, "no such call");
+    const char *q = memchr(req->target, '?', req->target_len);
+    size_t path_len = q != NULL ? (size_t)(q - req->target) : req->target_len;
+#define PATH_IS(lit) (path_len == sizeof(lit) - 1 && memcmp(req->target, lit, path_len) == 0)
+    bool get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+    if (!get || !(PATH_IS("/metrics") || PATH_IS("/v1/status"))) {
+        reply_error(c, 404, "no such call");
         return;
     }
     tg_admin_stats_t st;
     a->ops->stats(a->arg, &st);
     tg_generation_t *g = a->ops->acquire(a->arg);
-    if (strcmp(path, "/metrics") == 0) {
+    if (PATH_IS("/metrics")) {
         size_t len;
         char *text = tg_admin_metrics(g, &st, &len);
-        reply(req, 200, "text/plain; version=0.0.4", text, len);
+        reply(c, 200, "text/plain; version=0.0.4", text, len);
         free(text);
-    } else if (strcmp(path, "/v1/status") == 0) {
+    } else {
         char *body = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&body, &len);
@@ -90,35 +166,142 @@ static void on_request(struct evhttp_request *req, void *arg)
             fprintf(f, "%s\"%s\"", i ? ", " : "", g->listeners[i].conf->id);
         fputs("]}\n", f);
         fclose(f);
-        reply(req, 200, "application/json", body, len);
+        reply(c, 200, "application/json", body, len);
         free(body);
-    } else {
-        reply_error(req, 404, "no such call");
     }
+#undef PATH_IS
     tg_generation_unref(g);
 }
 
-static char *read_token(const char *path, tg_errors_t *errs, const char *cfg_path)
+/* Waits until the head and its whole body are in, then answers. */
+static void on_read(struct bufferevent *bev, void *arg)
 {
-    FILE *f = fopen(path, "r");
-    char buf[TOKEN_MAX + 2];
-    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-    if (f == NULL || n == 0 || n > TOKEN_MAX) {
-        tg_errors_add(errs, TG_SEV_ERROR, cfg_path, 0, 0, "admin: token file %s: %s", path,
-                      f == NULL ? strerror(errno)
-                      : n == 0  ? "empty"
-                                : "longer than 512 bytes");
-        if (f)
-            fclose(f);
-        return NULL;
+    admin_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    size_t look = len < ADMIN_MAX_HEAD ? len : ADMIN_MAX_HEAD;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    size_t end = tg_http_head_end(buf, look, &c->scanned);
+    if (end == 0) {
+        if (len >= ADMIN_MAX_HEAD)
+            reply_error(c, 431, "request head too large");
+        return;
     }
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        n--;
-    return tg_strndup(buf, n);
+    tg_http_header_t hs[ADMIN_MAX_HEADERS];
+    tg_http_request_t req;
+    int status = 400;
+    if (tg_http_parse_request(buf, end, &req, hs, ADMIN_MAX_HEADERS, &status) < 0) {
+        reply_error(c, status, "malformed request");
+        return;
+    }
+    if (req.body == TG_HTTP_BODY_CHUNKED) {
+        reply_error(c, 411, "send a Content-Length");
+        return;
+    }
+    uint64_t body = req.body == TG_HTTP_BODY_LENGTH ? req.content_length : 0;
+    if (body > ADMIN_MAX_BODY) {
+        reply_error(c, 413, "request body larger than 1 MiB");
+        return;
+    }
+    if (len < end + body) {
+        /* Wait for the body; the parsed slices would move with the next read. */
+        bufferevent_setwatermark(bev, EV_READ, end + (size_t)body, end + (size_t)body);
+        return;
+    }
+    buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(end + body));
+    if (tg_http_parse_request(buf, end, &req, hs, ADMIN_MAX_HEADERS, &status) < 0)
+        return; /* parsed the same bytes a moment ago */
+    handle(c, &req);
 }
 
-static int bind_unix(tg_admin_t *a, struct event_base *base, const char *path)
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    admin_conn_t *c = arg;
+    if (c->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_free(arg); /* EOF, error or timeout: nothing more to say */
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    tg_admin_t *a = arg;
+    struct bufferevent *bev = a->nconns < ADMIN_MAX_CONNS
+                                  ? bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE)
+                                  : NULL;
+    if (bev == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    admin_conn_t *c = tg_calloc(1, sizeof(*c));
+    c->a = a;
+    c->bev = bev;
+    c->next = a->conns;
+    if (a->conns != NULL)
+        a->conns->prev = c;
+    a->conns = c;
+    if (++a->nconns == ADMIN_MAX_CONNS)
+        evconnlistener_disable(l);
+    struct timeval tv = {ADMIN_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_MAX_HEAD);
+    bufferevent_setcb(bev, on_read, on_write, on_event, c);
+    bufferevent_enable(bev, EV_READ);
+}
+
+/* ---- the token --------------------------------------------------------------------------- */
+
+/* The token of a TCP admin listener: the file's one line, white space around it trimmed.
+ * Refused unless it is TOKEN_MIN to TOKEN_MAX visible ASCII characters: a blank file
+ * would otherwise make an empty token that "Bearer " plus white space matches. */
+char *tg_admin_token_read(const tg_config_t *cfg, tg_errors_t *errs)
+{
+    const char *path = cfg->admin.token_file;
+    const char *why = NULL;
+    char buf[TOKEN_MAX + 64];
+    FILE *f = fopen(path, "r");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f == NULL)
+        why = strerror(errno);
+    else if (ferror(f))
+        why = "cannot read it";
+    if (f != NULL)
+        fclose(f);
+    size_t s = 0;
+    while (why == NULL && s < n && is_space(buf[s]))
+        s++;
+    while (why == NULL && n > s && is_space(buf[n - 1]))
+        n--;
+    if (why == NULL && n - s < TOKEN_MIN)
+        why = n == s ? "the token is blank" : "the token is shorter than 16 characters";
+    else if (why == NULL && n - s > TOKEN_MAX)
+        why = "the token is longer than 512 characters";
+    for (size_t i = s; why == NULL && i < n; i++)
+        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f)
+            why = "the token must be one word of visible ASCII characters";
+    if (why != NULL) {
+        tg_errors_add(errs, TG_SEV_ERROR, cfg->path, cfg->admin.pos.line, cfg->admin.pos.col,
+                      "admin: token file %s: %s", path, why);
+        return NULL;
+    }
+    return tg_strndup(buf + s, n - s);
+}
+
+/* ---- listening ------------------------------------------------------------------------- */
+
+static int listen_on(tg_admin_t *a, const struct sockaddr *sa, socklen_t len, unsigned flags)
+{
+    a->listener = evconnlistener_new_bind(a->base, on_accept, a,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | flags, 64,
+                                          sa, (int)len);
+    return a->listener != NULL ? 0 : -1;
+}
+
+static int bind_unix(tg_admin_t *a, const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -128,14 +311,11 @@ static int bind_unix(tg_admin_t *a, struct event_base *base, const char *path)
     strcpy(sun.sun_path, path);
     unlink(path);
     mode_t old = umask(0077);
-    struct evconnlistener *l =
-        evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
-                                (struct sockaddr *)&sun, sizeof(sun));
+    int rc = listen_on(a, (struct sockaddr *)&sun, sizeof(sun), 0);
     umask(old);
-    if (l == NULL || evhttp_bind_listener(a->http, l) == NULL)
-        return -1;
-    a->unix_path = tg_strdup(path);
-    return 0;
+    if (rc == 0)
+        a->unix_path = tg_strdup(path);
+    return rc;
 }
 
 tg_admin_t *tg_admin_start(struct event_base *base, const tg_config_t *cfg,
@@ -144,28 +324,20 @@ tg_admin_t *tg_admin_start(struct event_base *base, const tg_config_t *cfg,
     if (!cfg->admin.enabled)
         return NULL;
     tg_admin_t *a = tg_calloc(1, sizeof(*a));
+    a->base = base;
     a->ops = ops;
     a->arg = arg;
-    a->http = evhttp_new(base);
-    evhttp_set_gencb(a->http, on_request, a);
-    evhttp_set_max_headers_size(a->http, 16384);
-    evhttp_set_max_body_size(a->http, 1 << 20);
-    evhttp_set_timeout(a->http, 10);
     const char *listen = cfg->admin.listen;
     int rc;
     if (strncmp(listen, "unix:", 5) == 0) {
-        rc = bind_unix(a, base, listen + 5);
+        rc = bind_unix(a, listen + 5);
     } else {
-        a->token = read_token(cfg->admin.token_file, errs, cfg->path);
+        a->token = tg_admin_token_read(cfg, errs);
         struct sockaddr_storage ss;
         socklen_t len;
-        rc = a->token == NULL || tg_addr_parse(listen, &ss, &len) != 0 ? -1 : 0;
-        if (rc == 0) {
-            struct evconnlistener *l = evconnlistener_new_bind(
-                base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
-                64, (struct sockaddr *)&ss, (int)len);
-            rc = l != NULL && evhttp_bind_listener(a->http, l) != NULL ? 0 : -1;
-        }
+        rc = a->token == NULL || tg_addr_parse(listen, &ss, &len) != 0
+                 ? -1
+                 : listen_on(a, (struct sockaddr *)&ss, len, LEV_OPT_REUSEABLE);
     }
     if (rc != 0) {
         if (a->token != NULL || strncmp(listen, "unix:", 5) == 0)
@@ -181,10 +353,16 @@ void tg_admin_stop(tg_admin_t *a)
 {
     if (a == NULL)
         return;
-    evhttp_free(a->http);
+    if (a->listener != NULL)
+        evconnlistener_free(a->listener);
+    a->listener = NULL;
+    while (a->conns != NULL)
+        conn_free(a->conns);
     if (a->unix_path != NULL)
         unlink(a->unix_path);
     free(a->unix_path);
+    if (a->token != NULL)
+        explicit_bzero(a->token, strlen(a->token));
     free(a->token);
     free(a);
 }

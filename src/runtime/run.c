@@ -45,11 +45,22 @@ static void publish(tg_runtime_t *rt, tg_generation_t *g)
 }
 
 /* Load and build everything a generation needs, printing every problem. */
+/* The whole configuration as `check`, `run` and a reload see it alike: the file, every
+ * certificate and context, and the admin token a TCP admin listener would serve with. */
 static tg_generation_t *load(const char *path, tg_errors_t *errs)
 {
     tg_config_t *cfg = tg_config_load(path, errs);
     if (cfg == NULL)
         return NULL;
+    if (cfg->admin.enabled && cfg->admin.token_file != NULL) {
+        char *token = tg_admin_token_read(cfg, errs);
+        if (token == NULL) {
+            tg_config_free(cfg);
+            return NULL;
+        }
+        explicit_bzero(token, strlen(token));
+        free(token);
+    }
     return tg_generation_build(cfg, errs);
 }
 

@@ -22,7 +22,7 @@ class TestAdmin(unittest.TestCase):
         self.admin_port = tg.free_port()
         token = os.path.join(self.work, "admin.token")
         with open(token, "w") as f:
-            f.write("t0ken-for-tests\n")
+            f.write("t0ken-for-the-tests\n")
         cfg = tg.base_config(self.pki, self.work)
         cfg["admin"] = {"listen": "127.0.0.1:%d" % self.admin_port, "token_file": token}
         cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
@@ -31,7 +31,7 @@ class TestAdmin(unittest.TestCase):
         self.daemon = tg.Daemon(self.work, cfg).start(ports=(self.port, self.admin_port))
         self.addCleanup(self.daemon.stop_and_check)
 
-    def fetch(self, path, token="t0ken-for-tests"):
+    def fetch(self, path, token="t0ken-for-the-tests"):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin_port, path))
         if token is not None:
             req.add_header("Authorization", "Bearer " + token)

@@ -686,7 +686,7 @@ class TestH3Metrics(QuicCase):
         admin = tg.free_port()
         token = os.path.join(self.dir, "admin.token")
         with open(token, "w") as f:
-            f.write("t0ken\n")
+            f.write("t0ken-for-the-tests\n")
         port = tg.free_udp_port()
         cfg = self.config()
         cfg["admin"] = {"listen": "127.0.0.1:%d" % admin, "token_file": token}
@@ -696,7 +696,7 @@ class TestH3Metrics(QuicCase):
         for i in range(2):
             self.assertH3Ok(self.h3(port, "/?i=%d" % i))
         req = urllib.request.Request("http://127.0.0.1:%d/metrics" % admin,
-                                     headers={"Authorization": "Bearer t0ken"})
+                                     headers={"Authorization": "Bearer t0ken-for-the-tests"})
         with urllib.request.urlopen(req, timeout=5) as resp:
             text = resp.read().decode()
         m = re.search(r'^tollgate_handshakes_total\{listener="q",result="success"\} (\d+)$', text, re.M)
