@@ -17,6 +17,7 @@
 
 #define MAX_REQ_HEADERS 128
 #define LINGER_MS 2000
+#define MAX_ROUNDS 64 /* of drive()'s loop per event */
 
 enum { ST_HANDSHAKE, ST_HEAD, ST_EXCHANGE, ST_CLOSING, ST_LINGER };
 enum { TM_NONE, TM_HANDSHAKE, TM_IDLE, TM_HEADER, TM_CLIENT, TM_LINGER };
@@ -500,6 +501,11 @@ static void after_exchange(tg_h1conn_t *c)
 {
     c->ex_active = false;
     c->ex_done = false;
+    /* The route's names live in route_gen: point back at the connection's own listener
+     * before letting it go, or the next answer the frontend makes itself (400, 408) would
+     * be logged with a name from a freed generation. */
+    c->client.listener = c->lst->conf->id;
+    c->client.alt_svc = c->lst->alt_svc;
     if (c->route_gen != NULL) {
         tg_generation_unref(c->route_gen);
         c->route_gen = NULL;
@@ -532,6 +538,7 @@ static void arm(tg_h1conn_t *c)
 
 static void drive(tg_h1conn_t *c, bool readable)
 {
+    int rounds = 0;
     c->in_drive = true;
     if (c->state == ST_HANDSHAKE) {
         int want = 0;
@@ -551,7 +558,9 @@ static void drive(tg_h1conn_t *c, bool readable)
         readable = true; /* the request often follows the Finished message at once */
     }
 
-    for (int rounds = 0; rounds < 64; rounds++) {
+    /* Bounded, so one connection with a deep pipeline cannot hold the worker; what is
+     * left is picked up again from the event loop (see below). */
+    for (rounds = 0; rounds < MAX_ROUNDS; rounds++) {
         if (c->broken || !flush(c))
             goto close;
         if (c->out_blocked && tg_buf_len(&c->out) < TG_BUF_SIZE / 2 && c->ex_active &&
@@ -614,6 +623,11 @@ out:
     }
     arm(c);
     c->in_drive = false;
+    /* Out of rounds with work left (pipelined requests, say): nothing else would wake us,
+     * since the bytes are already read. Yield to the other connections and go on at the
+     * loop's next turn (after arm, whose event_del would cancel it). */
+    if (rounds == MAX_ROUNDS)
+        event_active(&c->wev, EV_WRITE, 1);
     return;
 close:
     c->in_drive = false;
