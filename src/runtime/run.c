@@ -1,10 +1,12 @@
 /* The daemon's main thread: load, bind, publish, start workers, then wait for signals.
  * Workers get configuration only through the published generation. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,6 +81,98 @@ static FILE *open_access_log(const tg_config_t *cfg)
     return f;
 }
 
+/* ---- open-files limit ---------------------------------------------------------------- */
+
+/* A proxied connection holds the client's fd and, while a request is in flight, one to
+ * its backend (idle pooled backend connections are bounded by the in-flight ones). */
+#define FDS_PER_CONN 2
+/* fds kept free whatever the connections take, so that a reload can still open its
+ * config file and every certificate, key, CA and CRL file (one at a time), the admin API
+ * and the control socket can still take a client, and libc and OpenSSL can still open
+ * what they need; 32 is generous for those. fit_limits adds what scales with the config:
+ * a listening socket per worker and listener (a reload opens those of new listeners
+ * while the old ones are open: counted as if every listener were new) and a socket per
+ * health-checked server. */
+#define FD_RESERVE 32
+
+/* fds open in this process now. */
+static size_t count_open_fds(void)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        return n > 0 ? n - 1 : 0; /* not the directory's own fd */
+    }
+    struct rlimit rl;
+    rlim_t end = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 65536;
+    for (rlim_t fd = 0; fd < end && fd <= INT32_MAX; fd++)
+        n += fcntl((int)fd, F_GETFD) != -1;
+    return n;
+}
+
+/* The listening sockets of the inventory still open (main thread only). */
+static size_t inventory_fds(const tg_inventory_t *inv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < inv->n; i++)
+        n += atomic_load(&inv->socks[i]->nopen);
+    return n;
+}
+
+/* A proxy is made of fds, and the soft limit is often 1024 where the hard one allows far
+ * more: take all the hard limit allows, as nginx (worker_rlimit_nofile) and HAProxy do. */
+static void raise_open_files_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    unsigned long long was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        tg_log_warn("cannot raise the open-files limit from %llu to %llu: %s", was,
+                    (unsigned long long)rl.rlim_max, strerror(errno));
+    else
+        tg_log_debug("open-files limit raised from %llu to %llu", was,
+                     (unsigned long long)rl.rlim_max);
+}
+
+/* Lower max_connections to what the open-files limit can hold. max_connections defaults
+ * to 100000 while the limit is often a few thousand: past it accept fails with EMFILE,
+ * and a daemon with every fd taken by clients cannot open a certificate to reload. So
+ * connections past (limit - fds open - reserve) / FDS_PER_CONN are closed at once like
+ * those past max_connections, and the reserve stays free. The config is left as written
+ * (a generation is immutable): the number goes to rt->max_conns, which on_accept reads.
+ * Warns once per change, naming both numbers. */
+static void fit_limits(tg_runtime_t *rt, const tg_config_t *cfg)
+{
+    uint64_t configured = cfg->global.limits.max_connections;
+    struct rlimit rl;
+    uint64_t limit = UINT64_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        limit = rl.rlim_cur;
+    uint64_t reserve = FD_RESERVE + (uint64_t)rt->nworkers * cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nbackends; i++)
+        if (cfg->backends[i].health.enabled)
+            reserve += cfg->backends[i].nservers;
+    uint64_t open = rt->base_fds + inventory_fds(&rt->inv);
+    uint64_t fit = limit > open + reserve ? (limit - open - reserve) / FDS_PER_CONN : 0;
+    if (fit < 1)
+        fit = 1;
+    uint64_t effective = configured < fit ? configured : fit;
+    uint64_t was = atomic_exchange(&rt->max_conns, (unsigned long)effective);
+    if (effective < configured && (effective != was || configured != rt->max_conns_configured))
+        tg_log_warn("global.limits.max_connections %llu does not fit in %llu open files: at "
+                    "most %llu connections (%d fds each; %llu open, %llu kept free for "
+                    "reloads, listeners and admin)",
+                    (unsigned long long)configured, (unsigned long long)limit,
+                    (unsigned long long)effective, FDS_PER_CONN, (unsigned long long)open,
+                    (unsigned long long)reserve);
+    rt->max_conns_configured = configured;
+}
+
 /* What a reload cannot change in a running process. */
 static void check_unchangeable(const tg_config_t *old, const tg_config_t *cfg, tg_errors_t *errs)
 {
@@ -88,6 +182,21 @@ static void check_unchangeable(const tg_config_t *old, const tg_config_t *cfg, t
     if (strcmp(old->global.pid_file, cfg->global.pid_file) != 0)
         tg_errors_add(errs, TG_SEV_WARNING, cfg->path, 0, 0,
                       "global.pid_file changed: takes effect on restart only");
+}
+
+/* A reload's warnings (an expired certificate, a key file others can read) go to the log
+ * too: the operator who sent SIGHUP has no other place to read them. */
+static void log_warnings(const tg_errors_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        const tg_problem_t *p = &errs->items[i];
+        if (p->severity != TG_SEV_WARNING)
+            continue;
+        if (p->file != NULL && p->line > 0)
+            tg_log_warn("%s:%d:%d: %s", p->file, p->line, p->col, p->msg);
+        else
+            tg_log_warn("%s%s%s", p->file ? p->file : "", p->file ? ": " : "", p->msg);
+    }
 }
 
 uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *errs)
@@ -111,6 +220,7 @@ uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *err
         return 0;
     }
     check_unchangeable(rt->published->cfg, g->cfg, errs);
+    log_warnings(errs);
     tg_log_set_level(g->cfg->global.log_level);
     if (strcmp(rt->published->cfg->global.access_log, g->cfg->global.access_log) != 0) {
         /* The old FILE stays open: a worker may be writing a line to it right now. */
@@ -118,6 +228,7 @@ uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *err
     }
     tg_health_stop(rt->health);
     rt->health = tg_health_start(rt->base, g->backends, g->cfg->nbackends);
+    fit_limits(rt, g->cfg);
     if (path != rt->config_path) {
         free(rt->config_path_owned);
         rt->config_path = rt->config_path_owned = tg_strdup(path);
@@ -326,9 +437,13 @@ int tg_runtime_run(const char *path, bool daemonize)
     tg_config_t *cfg = gen->cfg;
     tg_log_set_level(cfg->global.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files_limit();
 
     tg_runtime_t rt = {.config_path = path};
     pthread_mutex_init(&rt.gen_lock, NULL);
+    /* Until fit_limits below can count what the running daemon holds. */
+    atomic_init(&rt.max_conns, (unsigned long)cfg->global.limits.max_connections);
+    rt.max_conns_configured = cfg->global.limits.max_connections;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     rt.nworkers = cfg->global.workers ? cfg->global.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     rt.inv.nworkers = rt.nworkers;
@@ -386,6 +501,10 @@ int tg_runtime_run(const char *path, bool daemonize)
         watches[i] = (exit_watch_t){&rt, w, exit_ev};
         pthread_create(&watchers[i], NULL, worker_exit_watch, &watches[i]);
     }
+    /* Everything a running daemon holds is open now (the first clients' connections at
+     * most): what is not a listening socket is the base a reload counts from. */
+    rt.base_fds = count_open_fds() - inventory_fds(&rt.inv);
+    fit_limits(&rt, cfg);
     tg_log_info("tollgate %s started: %u workers, %zu listeners, generation %llu", TG_VERSION,
                 rt.nworkers, cfg->nlisteners, (unsigned long long)gen->number);
 

@@ -55,7 +55,10 @@ typedef struct tg_worker_s {
     struct event *reap_timer;        /* closes connections of removed listeners late */
     struct event *notify;            /* the main thread wakes us through this */
     struct event *drain_timer;
-    atomic_int command; /* WORKER_CMD_* for notify */
+    struct event *accept_resume; /* ends a pause of accepting after running out of fds */
+    uint64_t accept_backoff_ms;  /* the last pause; 0 after a successful accept */
+    bool accepts_paused;         /* TCP acceptors are not in the loop until accept_resume */
+    atomic_int command;          /* WORKER_CMD_* for notify */
     bool stopping;
 } tg_worker_t;
 
@@ -72,6 +75,16 @@ struct tg_runtime_s {
     unsigned nworkers;
     tg_quic_server_t *_Atomic *quic_peers; /* one slot per worker: QUIC handoff */
     atomic_ulong conns;
+    /* global.limits.max_connections lowered to what the open-files limit can hold (see
+     * fit_limits in run.c): the config stays as written, so the number lives here, and
+     * is recomputed on every reload. */
+    atomic_ulong max_conns;
+    uint64_t max_conns_configured; /* what max_conns was last computed from */
+    size_t base_fds;               /* fds open at start besides listening sockets */
+    /* Failed accepts (out of fds or memory) since the last log line about them, and
+     * when that line was written: all workers report together, at most every 10 s. */
+    atomic_ulong accept_failures;
+    _Atomic uint64_t accept_report_ms;
     atomic_uint running_workers;
     tg_health_t *health;
     uint64_t next_generation;

@@ -10,6 +10,11 @@
 
 #define ACCEPTS_PER_WAKEUP 64
 #define REAP_INTERVAL_MS 500
+/* Pauses of accepting after running out of fds or memory: doubled while it keeps
+ * happening, so a process at its limit wakes a few times a second rather than spins. */
+#define ACCEPT_PAUSE_MIN_MS 100
+#define ACCEPT_PAUSE_MAX_MS 1000
+#define ACCEPT_REPORT_INTERVAL_MS 10000
 
 /* This worker's side of one inventory socket. */
 typedef struct tg_acceptor_s {
@@ -34,8 +39,55 @@ static const tg_listener_rt_t *listener_for(tg_worker_t *w, const tg_socket_t *s
 static void on_datagram(evutil_socket_t fd, short what, void *arg)
 {
     tg_acceptor_t *a = arg;
-    tg_quic_on_readable(a->w->quic, fd, (const struct sockaddr *)&a->sock->addr,
-                        a->sock->addr_len, listener_for(a->w, a->sock));
+    tg_quic_on_readable(a->w->quic, fd, (const struct sockaddr *)&a->sock->addr, a->sock->addr_len,
+                        listener_for(a->w, a->sock));
+}
+
+/* accept() failed for want of fds (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM).
+ * The connection stays in the backlog, so the level-triggered listening socket stays
+ * readable and the loop would call on_accept again at once, forever: 100 % CPU and a log
+ * line each time, until a reload cannot even open its certificates. Like nginx and HAProxy
+ * we stop watching this worker's TCP sockets for a while instead (clients wait in the
+ * backlog, nobody is refused), back off while it lasts, and log a summary now and then.
+ * QUIC sockets stay: a datagram costs no fd. */
+static void pause_accepts(tg_worker_t *w, int err)
+{
+    tg_runtime_t *rt = w->rt;
+    uint64_t ms = w->accept_backoff_ms == 0 ? ACCEPT_PAUSE_MIN_MS : w->accept_backoff_ms * 2;
+    if (ms > ACCEPT_PAUSE_MAX_MS)
+        ms = ACCEPT_PAUSE_MAX_MS;
+    w->accept_backoff_ms = ms;
+    w->accepts_paused = true;
+    for (tg_acceptor_t *a = w->acceptors; a != NULL; a = a->next)
+        if (a->sock->protocol != TG_PROTO_QUIC)
+            event_del(&a->ev);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(w->accept_resume, &tv);
+
+    atomic_fetch_add(&rt->accept_failures, 1);
+    uint64_t now = tg_now_ms();
+    uint64_t last = atomic_load(&rt->accept_report_ms);
+    if (last != 0 && now - last < ACCEPT_REPORT_INTERVAL_MS)
+        return;
+    if (!atomic_compare_exchange_strong(&rt->accept_report_ms, &last, now))
+        return; /* another worker reports this round */
+    unsigned long failures = atomic_exchange(&rt->accept_failures, 0);
+    tg_log_warn("accept: %s (%lu failures since the last report, all workers); pausing "
+                "accepts for %llu ms on worker %u, up to %d ms while it lasts%s",
+                strerror(err), failures, (unsigned long long)ms, w->id, ACCEPT_PAUSE_MAX_MS,
+                err == EMFILE ? ": raise the open-files limit or lower "
+                                "global.limits.max_connections"
+                              : "");
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    tg_worker_t *w = arg;
+    w->accepts_paused = false;
+    /* Acceptors closed meanwhile (stop, removed listener) are no longer in the list. */
+    for (tg_acceptor_t *a = w->acceptors; a != NULL; a = a->next)
+        if (a->sock->protocol != TG_PROTO_QUIC)
+            event_add(&a->ev, NULL);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -43,17 +95,21 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     tg_acceptor_t *a = arg;
     tg_worker_t *w = a->w;
     tg_runtime_t *rt = w->rt;
-    uint64_t max = w->gen->cfg->global.limits.max_connections;
+    /* Not the config's max_connections: the runtime's, lowered to what fds allow. */
+    unsigned long max = atomic_load_explicit(&rt->max_conns, memory_order_relaxed);
     const tg_listener_rt_t *l = listener_for(w, a->sock);
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepts(w, errno);
+            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                 tg_log_warn("accept: %s", strerror(errno));
             return;
         }
+        w->accept_backoff_ms = 0;
         if (l == NULL || atomic_fetch_add_explicit(&rt->conns, 1, memory_order_relaxed) >= max) {
             if (l != NULL)
                 atomic_fetch_sub_explicit(&rt->conns, 1, memory_order_relaxed);
@@ -120,7 +176,8 @@ static size_t sync_acceptors(tg_worker_t *w)
         a->sock = s;
         event_assign(&a->ev, w->base, s->fds[w->id], EV_READ | EV_PERSIST,
                      s->protocol == TG_PROTO_QUIC ? on_datagram : on_accept, a);
-        event_add(&a->ev, NULL);
+        if (s->protocol == TG_PROTO_QUIC || !w->accepts_paused)
+            event_add(&a->ev, NULL); /* else on_accept_resume adds it */
         a->next = w->acceptors;
         w->acceptors = a;
     }
@@ -236,6 +293,7 @@ int tg__worker_start(tg_worker_t *w)
     w->h1.arg = w;
     w->notify = event_new(w->base, -1, 0, on_notify, w);
     w->reap_timer = event_new(w->base, -1, EV_PERSIST, on_reap, w);
+    w->accept_resume = evtimer_new(w->base, on_accept_resume, w);
     tg_quic_server_conf_t qconf = {
         .loop = &w->loop,
         .worker = w->id,
@@ -264,6 +322,7 @@ void tg__worker_free(tg_worker_t *w)
     tg_quic_server_free(w->quic);
     event_free(w->notify);
     event_free(w->reap_timer);
+    event_free(w->accept_resume);
     if (w->drain_timer != NULL)
         event_free(w->drain_timer);
     tg_generation_unref(w->gen);
