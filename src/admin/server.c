@@ -34,6 +34,7 @@ typedef struct admin_conn_s admin_conn_t;
 struct tg_admin_s {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *resume; /* ends a pause of accepting after running out of fds */
     const tg_admin_ops_t *ops;
     void *arg;
     char *token; /* NULL on a unix socket: file permissions guard it */
@@ -293,12 +294,37 @@ char *tg_admin_token_read(const tg_config_t *cfg, tg_errors_t *errs)
 
 /* ---- listening ------------------------------------------------------------------------- */
 
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    tg_admin_t *a = arg;
+    if (a->nconns < ADMIN_MAX_CONNS)
+        evconnlistener_enable(a->listener);
+}
+
+/* accept() failed. Out of fds or memory, the connection stays in the backlog and the
+ * listening socket readable: without a pause the main thread would spin on it (and with
+ * it signals, reloads and health checks). One second off, one log line a pause. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    tg_admin_t *a = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return;
+    tg_log_warn("admin: accept: %s; pausing the admin listener for 1 s", strerror(err));
+    evconnlistener_disable(l);
+    struct timeval tv = {1, 0};
+    evtimer_add(a->resume, &tv);
+}
+
 static int listen_on(tg_admin_t *a, const struct sockaddr *sa, socklen_t len, unsigned flags)
 {
     a->listener = evconnlistener_new_bind(a->base, on_accept, a,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | flags, 64,
                                           sa, (int)len);
-    return a->listener != NULL ? 0 : -1;
+    if (a->listener == NULL)
+        return -1;
+    evconnlistener_set_error_cb(a->listener, on_accept_error);
+    return 0;
 }
 
 static int bind_unix(tg_admin_t *a, const char *path)
@@ -325,6 +351,7 @@ tg_admin_t *tg_admin_start(struct event_base *base, const tg_config_t *cfg,
         return NULL;
     tg_admin_t *a = tg_calloc(1, sizeof(*a));
     a->base = base;
+    a->resume = evtimer_new(base, on_resume, a);
     a->ops = ops;
     a->arg = arg;
     const char *listen = cfg->admin.listen;
@@ -356,6 +383,7 @@ void tg_admin_stop(tg_admin_t *a)
     if (a->listener != NULL)
         evconnlistener_free(a->listener);
     a->listener = NULL;
+    event_free(a->resume);
     while (a->conns != NULL)
         conn_free(a->conns);
     if (a->unix_path != NULL)

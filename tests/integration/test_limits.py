@@ -206,6 +206,35 @@ class TestOpenFiles(tg.TestCase):
         flood.close()
         self.wait_served(port)
 
+    def test_admin_listener_pauses_too(self):
+        """The admin listener runs on the main thread: spinning there would stop signals,
+        reloads and health checks as well."""
+        admin = tg.free_port()
+        token = os.path.join(self.dir, "admin.token")
+        with open(token, "w") as f:
+            f.write("0123456789abcdef-token\n")
+        cfg = self.proxy_config()
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin, "token_file": token}
+        d, port = self.start_limited(cfg, (1024, 1024))
+        pid = d.proc.pid
+        tg.wait_port(admin)
+        nfds = len(os.listdir("/proc/%d/fd" % pid))
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (nfds + 4, 1024))
+        except (PermissionError, AttributeError) as e:
+            self.skipTest("cannot lower the daemon's open-files limit: %s" % e)
+        cpu0 = cpu_seconds(pid)
+        self.flood(admin, 20)
+        time.sleep(2.0)
+        cpu = cpu_seconds(pid) - cpu0
+        lines = [l for l in d.stderr_text().splitlines() if "admin: accept" in l]
+        summary = "cpu %.2fs, %d admin accept log lines" % (cpu, len(lines))
+        self.assertLess(cpu, 0.5, summary + "\n" + d.stderr_tail())
+        self.assertLess(len(lines), 10, summary)
+        self.assertTrue(lines, "no log line about the pause\n" + d.stderr_tail())
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+        d.sighup_reload(cfg)  # the main thread still serves signals
+
 
 if __name__ == "__main__":
     unittest.main()
