@@ -48,7 +48,8 @@ typedef struct tg_cert_s {
 /* Read and validate the files of one config entry. Problems go to errs with the position
  * of the offending key in `cfg_path` ("cert:" or "key:"), each naming the id: unreadable
  * file, malformed PEM, no certificate, key/cert mismatch, unsupported key type, not yet
- * valid (error); expired (warning, still loaded). Returns NULL on error. */
+ * valid (error); expired, key file readable or writable by group or others (warning, still
+ * loaded). Returns NULL on error. */
 tg_cert_t *tg_cert_load(const tg_conf_cert_t *cc, const char *cfg_path, tg_errors_t *errs);
 
 /* The same from memory (admin import). err gets one message on failure. */
@@ -83,6 +84,7 @@ typedef struct tg_sni_s {
     size_t nslots;
     tg_sni_entry_t *_entries; /* open-addressing table: name -> slot */
     size_t _cap;
+    uint64_t _seed; /* of the name hash, random per table */
 } tg_sni_t;
 
 /* Build the table of one listener: certs[0] is the default certificate, the rest the

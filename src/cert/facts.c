@@ -120,7 +120,10 @@ static void ascii_lower(char *s, size_t len)
     }
 }
 
-static void add_name(tg_cert_t *c, size_t *cap, const unsigned char *s, int len)
+/* Duplicates go through a set: a certificate may list tens of thousands of names, and
+ * comparing each with all before it made loading one such certificate take seconds. */
+static void add_name(tg_cert_t *c, size_t *cap, tg__nameset_t *seen, const unsigned char *s,
+                     int len)
 {
     /* An embedded NUL is the classic trick to make "evil.com\0.good.com" look like a
      * name of good.com to C string code; such an entry names nothing. */
@@ -128,11 +131,10 @@ static void add_name(tg_cert_t *c, size_t *cap, const unsigned char *s, int len)
         return;
     char *name = tg_strndup((const char *)s, (size_t)len);
     ascii_lower(name, (size_t)len);
-    for (size_t i = 0; i < c->nnames; i++) {
-        if (strcmp(c->names[i], name) == 0) {
-            free(name);
-            return;
-        }
+    /* The set points into name, which c->names keeps from here on. */
+    if (tg__nameset_add(seen, name, (size_t)len) != 1) {
+        free(name);
+        return;
     }
     if (c->nnames == *cap) {
         *cap = *cap ? *cap * 2 : 4;
@@ -141,19 +143,28 @@ static void add_name(tg_cert_t *c, size_t *cap, const unsigned char *s, int len)
     c->names[c->nnames++] = name;
 }
 
-static void read_names(tg_cert_t *c, X509 *x)
+static int read_names(tg_cert_t *c, X509 *x)
 {
     size_t cap = 0;
     GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+    int nsans = sk_GENERAL_NAME_num(sans);
+    /* Bounded by the certificate itself, which the loader bounds (1 MiB); plus the CN. */
+    tg__nameset_t seen;
+    if (tg__nameset_init(&seen, (nsans > 0 ? (size_t)nsans : 0) + 1) != 0) {
+        GENERAL_NAMES_free(sans);
+        return -1;
+    }
+    for (int i = 0; i < nsans; i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
         if (gn->type == GEN_DNS)
-            add_name(c, &cap, ASN1_STRING_get0_data(gn->d.dNSName),
+            add_name(c, &cap, &seen, ASN1_STRING_get0_data(gn->d.dNSName),
                      ASN1_STRING_length(gn->d.dNSName));
     }
     GENERAL_NAMES_free(sans);
-    if (c->nnames > 0)
-        return;
+    if (c->nnames > 0) {
+        tg__nameset_free(&seen);
+        return 0;
+    }
 
     /* With several CNs the last one is the most specific (it is what Go and browsers
      * that still read the CN take). */
@@ -161,19 +172,24 @@ static void read_names(tg_cert_t *c, X509 *x)
     int last = -1;
     for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;)
         last = i;
-    if (last < 0)
-        return;
-    const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last));
-    unsigned char *utf8 = NULL;
-    int n = ASN1_STRING_to_UTF8(&utf8, cn);
-    if (n > 0)
-        add_name(c, &cap, utf8, n);
-    OPENSSL_free(utf8);
+    if (last >= 0) {
+        const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last));
+        unsigned char *utf8 = NULL;
+        int n = ASN1_STRING_to_UTF8(&utf8, cn);
+        if (n > 0)
+            add_name(c, &cap, &seen, utf8, n);
+        OPENSSL_free(utf8);
+    }
+    tg__nameset_free(&seen);
+    return 0;
 }
 
 int tg__cert_facts(tg_cert_t *c, X509 *x, time_t now, const char **why)
 {
-    read_names(c, x);
+    if (read_names(c, x) != 0) {
+        *why = "out of memory for the names of the certificate";
+        return -1;
+    }
     c->key_type = tg__cert_key_type(X509_get0_pubkey(x), &c->key_bits);
     if (tg__cert_time(X509_get0_notBefore(x), &c->not_before) != 0 ||
         tg__cert_time(X509_get0_notAfter(x), &c->not_after) != 0) {

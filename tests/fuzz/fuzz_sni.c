@@ -1,5 +1,7 @@
 /* fuzz_sni: arbitrary host names looked up in fixed SNI tables, each answer checked against
- * a slow linear reference matcher. The first input byte picks the table. */
+ * a slow linear reference matcher. The first input byte picks the table; 0xff instead makes
+ * two certificates of the names that follow, whose default-slot pairing (the name sets) and
+ * lookups are checked the same way. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,26 +72,31 @@ static bool carries(const tg_cert_t *c, const char *key, size_t len, bool wild)
     return false;
 }
 
+/* Equal as the table compares certificate names: ASCII case and one trailing dot aside. */
+static bool same_name(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 0 && a[la - 1] == '.')
+        la--;
+    if (lb > 0 && b[lb - 1] == '.')
+        lb--;
+    if (la != lb)
+        return false;
+    for (size_t i = 0; i < la; i++) {
+        if (low(a[i]) != low(b[i]))
+            return false;
+    }
+    return true;
+}
+
 static bool same_set(const tg_cert_t *a, const tg_cert_t *b)
 {
-    char x[256], y[256];
     for (int pass = 0; pass < 2; pass++) {
         const tg_cert_t *p = pass ? b : a, *q = pass ? a : b;
         for (size_t i = 0; i < p->nnames; i++) {
             bool found = false;
-            size_t lx = strlen(p->names[i]);
-            if (lx > 0 && p->names[i][lx - 1] == '.')
-                lx--;
-            for (size_t j = 0; j < lx && j < sizeof(x); j++)
-                x[j] = low(p->names[i][j]);
-            for (size_t k = 0; k < q->nnames && !found; k++) {
-                size_t ly = strlen(q->names[k]);
-                if (ly > 0 && q->names[k][ly - 1] == '.')
-                    ly--;
-                for (size_t j = 0; j < ly && j < sizeof(y); j++)
-                    y[j] = low(q->names[k][j]);
-                found = lx == ly && lx <= sizeof(x) && memcmp(x, y, lx) == 0;
-            }
+            for (size_t k = 0; k < q->nnames && !found; k++)
+                found = same_name(p->names[i], q->names[k]);
             if (!found)
                 return false;
         }
@@ -154,6 +161,53 @@ static tg_sni_slot_t reference(const tg_cert_t *const *certs, size_t n, const ui
     return found ? s : def;
 }
 
+/* "a\nb\0c\nd": names of an ECDSA certificate (the default), then of an RSA one. */
+static void pair_input(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    char **names = malloc((size + 2) * sizeof(*names));
+    if (text == NULL || names == NULL)
+        abort();
+    memcpy(text, data, size);
+    text[size] = '\0';
+    const char *split = memchr(text, '\0', size);
+    size_t first_len = split ? (size_t)(split - text) : size;
+    size_t nnames = 0, na = 0;
+    /* Every name ends at a '\n' or at the end of its list; the '\0' ends the first list. */
+    for (size_t i = 0, start = 0; i <= size; i++) {
+        if (i == size || text[i] == '\n' || i == first_len) {
+            bool end_of_first = i == first_len;
+            text[i] = '\0';
+            names[nnames++] = text + start;
+            start = i + 1;
+            if (end_of_first)
+                na = nnames;
+        }
+    }
+    if (split == NULL)
+        na = nnames;
+    tg_cert_t a = {.key_type = TG_KEY_EC, .names = names, .nnames = na};
+    tg_cert_t b = {.key_type = TG_KEY_RSA, .names = names + na, .nnames = nnames - na};
+    const tg_cert_t *certs[] = {&a, &b};
+    tg_sni_t t;
+    if (tg_sni_build(&t, certs, 2) != 0)
+        abort();
+    if ((t.slots[0].rsa == &b) != same_set(&a, &b))
+        abort();
+    for (size_t i = 0; i < nnames; i++) {
+        size_t len = strlen(names[i]);
+        size_t got = tg_sni_lookup(&t, names[i], len);
+        if (got >= t.nslots)
+            abort();
+        tg_sni_slot_t want = reference(certs, 2, (const uint8_t *)names[i], len);
+        if (t.slots[got].ec != want.ec || t.slots[got].rsa != want.rsa)
+            abort();
+    }
+    tg_sni_free(&t);
+    free(names);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -168,6 +222,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size == 0)
         return 0;
+    if (data[0] == 0xff) {
+        pair_input(data + 1, size - 1);
+        return 0;
+    }
     size_t which = data[0] % TG_ARRAY_SIZE(sets);
     const uint8_t *host = data + 1;
     size_t len = size - 1;

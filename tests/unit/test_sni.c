@@ -1,13 +1,16 @@
-/* Unit tests of the SNI name table; certificates are hand-made tg_cert_t with names and a
- * key type only, which is all the table reads. */
+/* Unit tests of the SNI name table and of the name set under it; certificates are hand-made
+ * tg_cert_t with names and a key type only, which is all the table reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "tollgate/cert.h"
+#include "../../src/cert/cert_internal.h"
 
 #define CERT(var, type, ...)                                                                       \
     char *var##_names[] = {__VA_ARGS__};                                                           \
@@ -331,6 +334,288 @@ static void test_many_names(void **state)
     tg_sni_free(&sni);
 }
 
+/* ---- the name set ---------------------------------------------------------------------- */
+
+static int set_add(tg__nameset_t *set, const char *name)
+{
+    return tg__nameset_add(set, name, strlen(name));
+}
+
+static bool set_has(const tg__nameset_t *set, const char *name)
+{
+    return tg__nameset_has(set, name, strlen(name));
+}
+
+static void test_nameset_basics(void **state)
+{
+    tg__nameset_t set;
+    assert_int_equal(tg__nameset_init(&set, 8), 0);
+    assert_int_equal(set.n, 0);
+    assert_false(set_has(&set, "a.example"));
+    assert_int_equal(set_add(&set, "a.example"), 1);
+    assert_int_equal(set_add(&set, "a.example"), 0);
+    /* ASCII case does not matter, anything else does. */
+    assert_int_equal(set_add(&set, "A.EXAMPLE"), 0);
+    assert_true(set_has(&set, "A.Example"));
+    assert_false(set_has(&set, "a.example."));
+    assert_false(set_has(&set, "a.exampl"));
+    assert_false(set_has(&set, "b.example"));
+    assert_false(set_has(&set, "\xc3\x81.example")); /* not folded: only ASCII is */
+    /* The length given is the name: a prefix of a longer buffer is a name of its own. */
+    assert_int_equal(tg__nameset_add(&set, "a.example.", 9), 0);
+    assert_int_equal(tg__nameset_add(&set, "a.exampleXYZ", 10), 1);
+    assert_true(set_has(&set, "a.exampleX"));
+    /* The empty name is a name like any other; NULL stands for it. */
+    assert_int_equal(set_add(&set, ""), 1);
+    assert_int_equal(tg__nameset_add(&set, NULL, 0), 0);
+    assert_true(tg__nameset_has(&set, NULL, 0));
+    /* Bytes after a NUL count: the set compares lengths, not C strings. */
+    assert_int_equal(tg__nameset_add(&set, "x\0y", 3), 1);
+    assert_int_equal(tg__nameset_add(&set, "x\0z", 3), 1);
+    assert_int_equal(tg__nameset_add(&set, "x", 1), 1);
+    assert_int_equal(set.n, 6);
+    tg__nameset_free(&set);
+    tg__nameset_free(&set); /* idempotent */
+    assert_false(set_has(&set, "a.example"));
+    assert_int_equal(set_add(&set, "a.example"), -1);
+}
+
+static void test_nameset_bounded(void **state)
+{
+    /* Never more names than it was made for: a repeat still answers, a new name is refused. */
+    tg__nameset_t set;
+    assert_int_equal(tg__nameset_init(&set, 3), 0);
+    assert_int_equal(set_add(&set, "a"), 1);
+    assert_int_equal(set_add(&set, "b"), 1);
+    assert_int_equal(set_add(&set, "c"), 1);
+    assert_int_equal(set_add(&set, "d"), -1);
+    assert_int_equal(set_add(&set, "B"), 0);
+    assert_false(set_has(&set, "d"));
+    assert_int_equal(set.n, 3);
+    tg__nameset_free(&set);
+
+    assert_int_equal(tg__nameset_init(&set, 0), 0);
+    assert_int_equal(set_add(&set, "a"), -1);
+    assert_false(set_has(&set, "a"));
+    tg__nameset_free(&set);
+
+    /* A size that cannot be allocated is an error, not an overflow. */
+    assert_int_equal(tg__nameset_init(&set, SIZE_MAX / 2), -1);
+    assert_int_equal(tg__nameset_init(&set, SIZE_MAX), -1);
+    tg__nameset_free(&set);
+}
+
+static void test_nameset_many(void **state)
+{
+    enum { N = 100000 };
+    char *names = malloc((size_t)N * 24);
+    assert_non_null(names);
+    tg__nameset_t set;
+    assert_int_equal(tg__nameset_init(&set, N), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(names + (size_t)i * 24, 24, "h%d.example.com", i);
+        assert_int_equal(set_add(&set, names + (size_t)i * 24), 1);
+    }
+    assert_int_equal(set.n, N);
+    char buf[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(buf, sizeof(buf), "H%d.EXAMPLE.COM", i);
+        assert_true(set_has(&set, buf));
+        assert_int_equal(set_add(&set, buf), 0);
+        snprintf(buf, sizeof(buf), "h%d.example.org", i);
+        assert_false(set_has(&set, buf));
+    }
+    assert_int_equal(set.n, N);
+    tg__nameset_free(&set);
+    free(names);
+}
+
+/* ---- many names and repeats in the table ------------------------------------------------ */
+
+enum { BIG = 30000 };
+
+/* BIG names "hI.example.com" (every 100th a wildcard "*.wI.example.com"), in the order
+ * perm(i), written into bufs; upper case when upper. */
+static char **big_names(char (*bufs)[32], bool upper, size_t (*perm)(size_t))
+{
+    char **names = malloc(BIG * sizeof(*names));
+    assert_non_null(names);
+    for (size_t i = 0; i < BIG; i++) {
+        size_t k = perm(i);
+        if (k % 100 == 0)
+            snprintf(bufs[i], sizeof(bufs[i]), upper ? "*.W%zu.EXAMPLE.COM" : "*.w%zu.example.com",
+                     k);
+        else
+            snprintf(bufs[i], sizeof(bufs[i]), upper ? "H%zu.EXAMPLE.COM" : "h%zu.example.com", k);
+        names[i] = bufs[i];
+    }
+    return names;
+}
+
+static size_t in_order(size_t i)
+{
+    return i;
+}
+
+static size_t reversed(size_t i)
+{
+    return BIG - 1 - i;
+}
+
+/* Names of the big certificates resolve to want, one just past them to outside. */
+static void check_big_lookups(const tg_sni_t *sni, size_t want, size_t outside)
+{
+    char host[64];
+    for (size_t k = 0; k < BIG; k += 7) {
+        if (k % 100 == 0)
+            snprintf(host, sizeof(host), "any.w%zu.example.com", k);
+        else
+            snprintf(host, sizeof(host), "h%zu.example.com", k);
+        assert_int_equal(look(sni, host), want);
+    }
+    assert_int_equal(look(sni, "h30000.example.com"), outside);
+    assert_int_equal(look(sni, "a.b.w100.example.com"), 0);
+}
+
+static void test_big_pair_as_default(void **state)
+{
+    /* An ECDSA and an RSA certificate with the same 30,000 names: the RSA one pairs into the
+     * default slot whether it lists the names in the same order, reversed, in other case or
+     * with a trailing dot, and with repeats. */
+    static char ec_bufs[BIG][32], rsa_bufs[BIG][32];
+    char **ec_names = big_names(ec_bufs, false, in_order);
+    tg_cert_t ec = {.id = "ec", .key_type = TG_KEY_EC, .names = ec_names, .nnames = BIG};
+    for (int variant = 0; variant < 4; variant++) {
+        char **rsa_names = big_names(rsa_bufs, variant == 2, variant == 1 ? reversed : in_order);
+        if (variant == 3) {
+            /* a trailing dot on some, and the last ten repeating the first ten (the
+             * count stays the same, so only the set comparison can tell) */
+            strcat(rsa_bufs[1], ".");
+            strcat(rsa_bufs[BIG / 2], ".");
+            for (size_t i = 0; i < 10; i++)
+                rsa_names[BIG - 1 - i] = rsa_names[i];
+        }
+        tg_cert_t rsa = {.id = "rsa", .key_type = TG_KEY_RSA, .names = rsa_names, .nnames = BIG};
+        const tg_cert_t *certs[] = {&ec, &rsa};
+        tg_sni_t sni;
+        assert_int_equal(tg_sni_build(&sni, certs, 2), 0);
+        if (variant == 3) {
+            /* Ten names missing from the RSA certificate: no pairing. */
+            assert_null(sni.slots[0].rsa);
+            assert_int_equal(sni.nslots, 2);
+        } else {
+            assert_ptr_equal(sni.slots[0].ec, &ec);
+            assert_ptr_equal(sni.slots[0].rsa, &rsa);
+            assert_int_equal(sni.nslots, 1);
+            check_big_lookups(&sni, 0, 0);
+        }
+        tg_sni_free(&sni);
+        free(rsa_names);
+    }
+    free(ec_names);
+}
+
+static void test_same_names_repeats(void **state)
+{
+    /* Repeats and order never make different names the same, nor the same names
+     * different. */
+    static const struct {
+        const char *a[3];
+        const char *b[3];
+        bool same;
+    } cases[] = {
+        {{"x.example", "x.example", "y.example"}, {"x.example", "y.example", "y.example"}, true},
+        {{"x.example", "y.example", NULL}, {"x.example", "x.example", NULL}, false},
+        {{"x.example", "x.example", NULL}, {"x.example", "y.example", NULL}, false},
+        {{"x.example", "y.example", NULL}, {"Y.EXAMPLE.", "x.example", NULL}, true},
+        {{"x.example", "y.example", "z.example"}, {"x.example", "y.example", NULL}, false},
+        {{"x.example", NULL, NULL}, {"x.example", "x.example.", "X.Example"}, true},
+        {{"*.x.example", NULL, NULL}, {"x.example", NULL, NULL}, false},
+    };
+    for (size_t i = 0; i < TG_ARRAY_SIZE(cases); i++) {
+        char *an[3], *bn[3];
+        size_t na = 0, nb = 0;
+        for (size_t k = 0; k < 3; k++) {
+            if (cases[i].a[k] != NULL)
+                an[na++] = (char *)cases[i].a[k];
+            if (cases[i].b[k] != NULL)
+                bn[nb++] = (char *)cases[i].b[k];
+        }
+        tg_cert_t a = {.key_type = TG_KEY_EC, .names = an, .nnames = na};
+        tg_cert_t b = {.key_type = TG_KEY_RSA, .names = bn, .nnames = nb};
+        const tg_cert_t *certs[] = {&a, &b};
+        tg_sni_t sni;
+        assert_int_equal(tg_sni_build(&sni, certs, 2), 0);
+        if (cases[i].same)
+            assert_ptr_equal(sni.slots[0].rsa, &b);
+        else if (sni.slots[0].rsa != NULL)
+            fail_msg("case %zu: paired, but the names differ", i);
+        tg_sni_free(&sni);
+    }
+}
+
+static void test_big_extended(void **state)
+{
+    /* Behind a small default: the big pair shares one slot, exact names beat the
+     * wildcards of another certificate, and a certificate per name gets a slot each. */
+    static char ec_bufs[BIG][32], rsa_bufs[BIG][32];
+    char **ec_names = big_names(ec_bufs, false, in_order);
+    char **rsa_names = big_names(rsa_bufs, true, reversed);
+    CERT(def, TG_KEY_EC, "default.example");
+    CERT(wild, TG_KEY_EC, "*.example.com");
+    tg_cert_t ec = {.id = "ec", .key_type = TG_KEY_EC, .names = ec_names, .nnames = BIG};
+    tg_cert_t rsa = {.id = "rsa", .key_type = TG_KEY_RSA, .names = rsa_names, .nnames = BIG};
+
+    enum { SINGLES = 3000 };
+    static char single_bufs[SINGLES][32];
+    static char *single_names[SINGLES];
+    static tg_cert_t singles[SINGLES];
+    const tg_cert_t **certs = malloc((4 + SINGLES) * sizeof(*certs));
+    assert_non_null(certs);
+    certs[0] = &def;
+    certs[1] = &wild;
+    certs[2] = &ec;
+    certs[3] = &rsa;
+    for (size_t i = 0; i < SINGLES; i++) {
+        snprintf(single_bufs[i], sizeof(single_bufs[i]), "s%zu.example.org", i);
+        single_names[i] = single_bufs[i];
+        singles[i] = (tg_cert_t){
+            .key_type = i % 2 ? TG_KEY_RSA : TG_KEY_EC, .names = &single_names[i], .nnames = 1};
+        certs[4 + i] = &singles[i];
+    }
+    tg_sni_t sni;
+    assert_int_equal(tg_sni_build(&sni, certs, 4 + SINGLES), 0);
+    /* default, wild, (ec, rsa), one per single */
+    assert_int_equal(sni.nslots, 3 + SINGLES);
+    size_t s = look(&sni, "h29999.example.com");
+    assert_int_not_equal(s, 0);
+    assert_ptr_equal(sni.slots[s].ec, &ec);
+    assert_ptr_equal(sni.slots[s].rsa, &rsa);
+    size_t w = look(&sni, "other.example.com");
+    assert_int_not_equal(w, 0);
+    assert_int_not_equal(w, s);
+    assert_ptr_equal(sni.slots[w].ec, &wild);
+    check_big_lookups(&sni, s, w);
+    char host[32];
+    for (size_t i = 0; i < SINGLES; i++) {
+        snprintf(host, sizeof(host), "S%zu.example.org", i);
+        const tg_sni_slot_t *slot = slot_of(&sni, host);
+        assert_ptr_equal(i % 2 ? slot->rsa : slot->ec, &singles[i]);
+        assert_null(i % 2 ? slot->ec : slot->rsa);
+    }
+    /* The same build again gives the same slot numbers. */
+    tg_sni_t again;
+    assert_int_equal(tg_sni_build(&again, certs, 4 + SINGLES), 0);
+    assert_int_equal(again.nslots, sni.nslots);
+    assert_memory_equal(again.slots, sni.slots, sni.nslots * sizeof(*sni.slots));
+    assert_int_equal(look(&again, "h5.example.com"), look(&sni, "h5.example.com"));
+    tg_sni_free(&again);
+    tg_sni_free(&sni);
+    free(certs);
+    free(ec_names);
+    free(rsa_names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +633,12 @@ int main(void)
         cmocka_unit_test(test_odd_names_ignored),
         cmocka_unit_test(test_empty_tables),
         cmocka_unit_test(test_many_names),
+        cmocka_unit_test(test_nameset_basics),
+        cmocka_unit_test(test_nameset_bounded),
+        cmocka_unit_test(test_nameset_many),
+        cmocka_unit_test(test_big_pair_as_default),
+        cmocka_unit_test(test_same_names_repeats),
+        cmocka_unit_test(test_big_extended),
     };
     return cmocka_run_group_tests_name("sni", tests, NULL, NULL);
 }
