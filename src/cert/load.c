@@ -104,9 +104,11 @@ static BIO *mem_bio(const char *data, size_t len)
     return need(BIO_new_mem_buf(data, (int)len));
 }
 
-/* Reads a whole regular file into a NUL-terminated buffer. On failure returns -1 and a
- * reason in why. */
-static int read_file(const char *path, char **out, size_t *out_len, char *why, size_t why_size)
+/* Reads a whole regular file into a NUL-terminated buffer, and its mode into *mode when
+ * mode is not NULL: from the open descriptor, so it is the mode of the bytes we read even
+ * if the path is replaced meanwhile. On failure returns -1 and a reason in why. */
+static int read_file(const char *path, char **out, size_t *out_len, mode_t *mode, char *why,
+                     size_t why_size)
 {
     char tmp[128];
     /* O_NONBLOCK: a FIFO given by mistake must not hang the load in open(). */
@@ -130,6 +132,8 @@ static int read_file(const char *path, char **out, size_t *out_len, char *why, s
         close(fd);
         return -1;
     }
+    if (mode != NULL)
+        *mode = st.st_mode;
 
     /* Sized from fstat but read to EOF, since the file may change under us. */
     size_t cap = (size_t)st.st_size + 1, len = 0;
@@ -162,6 +166,23 @@ static int read_file(const char *path, char **out, size_t *out_len, char *why, s
     close(fd);
     OPENSSL_clear_free(buf, cap + 1);
     return -1;
+}
+
+/* SPEC §3: a private key that other accounts can read is as good as published, and one
+ * they can write can be swapped for theirs. A warning, not an error: the operator may be
+ * fixing it, and refusing to start over a mode would turn a leak into an outage. Execute
+ * bits alone expose nothing. */
+static void check_key_mode(load_t *ld, const char *path, mode_t mode)
+{
+    mode_t open_to = mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH);
+    if (open_to == 0)
+        return;
+    bool readable = (open_to & (S_IRGRP | S_IROTH)) != 0;
+    bool writable = (open_to & (S_IWGRP | S_IWOTH)) != 0;
+    const char *how = !writable ? "readable" : !readable ? "writable" : "readable and writable";
+    report(ld, TG_SEV_WARNING, ld->key_pos,
+           "key file %s is %s by group/others (mode %04o); chmod 600 it", path, how,
+           (unsigned)(mode & 07777));
 }
 
 static char *copy_input(const char *data, size_t len)
@@ -507,20 +528,23 @@ tg_cert_t *tg_cert_load(const tg_conf_cert_t *cc, const char *cfg_path, tg_error
 
     if (cc->cert_path == NULL)
         report(&ld, TG_SEV_ERROR, ld.id_pos, "no cert: file given");
-    else if (read_file(cc->cert_path, &c->cert_pem, &c->cert_pem_len, why, sizeof(why)) != 0)
+    else if (read_file(cc->cert_path, &c->cert_pem, &c->cert_pem_len, NULL, why, sizeof(why)) != 0)
         report(&ld, TG_SEV_ERROR, ld.cert_pos, "cannot read %s: %s", cc->cert_path, why);
 
-    if (cc->type == TG_CERT_SERVER) {
-        if (cc->key_path == NULL)
-            report(&ld, TG_SEV_ERROR, ld.id_pos, "a server certificate needs a key: file");
-        else if (read_file(cc->key_path, &c->key_pem, &c->key_pem_len, why, sizeof(why)) != 0)
+    if (cc->type == TG_CERT_SERVER && cc->key_path == NULL) {
+        report(&ld, TG_SEV_ERROR, ld.id_pos, "a server certificate needs a key: file");
+    } else if (cc->type == TG_CERT_SERVER) {
+        mode_t mode = 0;
+        if (read_file(cc->key_path, &c->key_pem, &c->key_pem_len, &mode, why, sizeof(why)) != 0)
             report(&ld, TG_SEV_ERROR, ld.key_pos, "cannot read %s: %s", cc->key_path, why);
+        else
+            check_key_mode(&ld, cc->key_path, mode);
     }
 
     char *crl = NULL;
     size_t crl_len = 0;
     if (cc->type == TG_CERT_CA && cc->crl_path != NULL &&
-        read_file(cc->crl_path, &crl, &crl_len, why, sizeof(why)) != 0)
+        read_file(cc->crl_path, &crl, &crl_len, NULL, why, sizeof(why)) != 0)
         report(&ld, TG_SEV_ERROR, ld.crl_pos, "cannot read %s: %s", cc->crl_path, why);
 
     validate(&ld, c, crl, crl_len);

@@ -132,11 +132,14 @@ static char *write_certs(const char *name, X509 *first, ...)
     return write_bio(name, bio);
 }
 
+/* Mode 0600, as a key should be: other modes are what test_key_mode checks. */
 static char *write_key(const char *name, EVP_PKEY *key)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), 1);
-    return write_bio(name, bio);
+    char *p = write_bio(name, bio);
+    assert_int_equal(chmod(p, 0600), 0);
+    return p;
 }
 
 static char *read_all(const char *p, size_t *len)
@@ -411,6 +414,130 @@ static void test_duplicate_sans_once(void **state)
     assert_int_equal(c->nnames, 2);
     assert_string_equal(c->names[0], "a.example");
     assert_string_equal(c->names[1], "*.a.example");
+    tg_cert_free(c);
+    tg_errors_free(&errs);
+    entry_free(&cc);
+}
+
+/* SPEC §3: a key file group or others can read or write is warned about, naming the id,
+ * the path and the mode, at the key's position; the certificate still loads. */
+static void test_key_mode(void **state)
+{
+    static const struct {
+        mode_t mode;
+        const char *what; /* NULL: no warning */
+    } cases[] = {
+        {0600, NULL},
+        {0400, NULL},
+        {0700, NULL}, /* the owner's own bits are the owner's business */
+        {0610, NULL}, /* execute alone lets nobody read the key */
+        {0601, NULL},
+        {0640, "readable"},
+        {0604, "readable"},
+        {0644, "readable"},
+        {0620, "writable"},
+        {0602, "writable"},
+        {0660, "readable and writable"},
+        {0666, "readable and writable"},
+        {04644, "readable"},
+    };
+    for (size_t i = 0; i < TG_ARRAY_SIZE(cases); i++) {
+        tg_conf_cert_t cc = server("perm", ec_key, &www);
+        assert_int_equal(chmod(cc.key_path, cases[i].mode), 0);
+        /* The certificate is public: its mode never matters. */
+        assert_int_equal(chmod(cc.cert_path, 0666), 0);
+        tg_errors_t errs;
+        tg_cert_t *c = expect_ok(&cc, &errs);
+        if (cases[i].what == NULL) {
+            if (errs.n != 0)
+                fail_msg("mode %04o: unexpected \"%s\"", (unsigned)cases[i].mode,
+                         errs.items[0].msg);
+        } else {
+            assert_int_equal(errs.n, 1);
+            assert_int_equal(errs.items[0].severity, TG_SEV_WARNING);
+            assert_string_equal(errs.items[0].file, CFG);
+            assert_int_equal(errs.items[0].line, cc.key_pos.line);
+            assert_int_equal(errs.items[0].col, cc.key_pos.col);
+            char *want = tg_sprintf("certificate \"perm\": key file %s is %s by group/others "
+                                    "(mode %04o); chmod 600 it",
+                                    cc.key_path, cases[i].what, (unsigned)cases[i].mode);
+            assert_string_equal(errs.items[0].msg, want);
+            free(want);
+        }
+        tg_cert_free(c);
+        tg_errors_free(&errs);
+        entry_free(&cc);
+    }
+}
+
+/* The mode is that of the file the key was read from, through a symlink too. */
+static void test_key_mode_symlink(void **state)
+{
+    tg_conf_cert_t cc = server("link", ec_key, &www);
+    assert_int_equal(chmod(cc.key_path, 0644), 0);
+    char *link = path("link-to.key");
+    unlink(link);
+    assert_int_equal(symlink(cc.key_path, link), 0);
+    free(cc.key_path);
+    cc.key_path = link;
+    tg_errors_t errs;
+    tg_cert_t *c = expect_ok(&cc, &errs);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.items[0].msg, "link-to.key is readable by group/others "
+                                              "(mode 0644)"));
+    tg_cert_free(c);
+    tg_errors_free(&errs);
+    entry_free(&cc);
+}
+
+/* A key that fails to load is still reported for its mode: the secret is exposed all the
+ * same, and `tollgate check` prints every problem. */
+static void test_key_mode_with_bad_key(void **state)
+{
+    tg_conf_cert_t cc = entry("bad", TG_CERT_SERVER,
+                              write_certs("bad.crt", make_cert(ec_key, &www, ca, ca_key), NULL),
+                              write_text("bad.key", "not a key\n"), NULL);
+    assert_int_equal(chmod(cc.key_path, 0644), 0);
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    assert_null(tg_cert_load(&cc, CFG, &errs));
+    assert_int_equal(errs.nerrors, 1);
+    assert_int_equal(errs.n, 2);
+    assert_int_equal(errs.items[0].severity, TG_SEV_WARNING);
+    assert_non_null(strstr(errs.items[0].msg, "(mode 0644); chmod 600 it"));
+    tg_errors_free(&errs);
+    entry_free(&cc);
+}
+
+/* Many SANs, with repeats: each name once, in the order of its first appearance (comparing
+ * each name with all before it made a certificate of 30,000 names take seconds to load). */
+static void test_many_sans(void **state)
+{
+    enum { N = 20000 };
+    size_t cap = (size_t)N * 64;
+    char *sans = tg_malloc(cap);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        off += (size_t)snprintf(sans + off, cap - off, "%sDNS:n%d.example.com", i ? "," : "", i);
+        /* Every tenth name, an earlier one again in upper case; every 1000th, the name just
+         * listed again as it was. */
+        if (i % 10 == 9)
+            off += (size_t)snprintf(sans + off, cap - off, ",DNS:N%d.EXAMPLE.COM", i / 2);
+        if (i % 1000 == 999)
+            off += (size_t)snprintf(sans + off, cap - off, ",DNS:n%d.example.com", i);
+    }
+    assert_true(off < cap);
+    certspec_t s = {.cn = "many", .sans = sans, .from = -DAY, .to = DAY, .ca = 0};
+    tg_conf_cert_t cc = server("many", ec_key, &s);
+    free(sans);
+    tg_errors_t errs;
+    tg_cert_t *c = expect_ok(&cc, &errs);
+    assert_int_equal(c->nnames, N);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "n%d.example.com", i);
+        assert_string_equal(c->names[i], name);
+    }
     tg_cert_free(c);
     tg_errors_free(&errs);
     entry_free(&cc);
@@ -932,6 +1059,10 @@ int main(void)
         cmocka_unit_test(test_load_rsa_with_chain),
         cmocka_unit_test(test_names_from_cn),
         cmocka_unit_test(test_duplicate_sans_once),
+        cmocka_unit_test(test_key_mode),
+        cmocka_unit_test(test_key_mode_symlink),
+        cmocka_unit_test(test_key_mode_with_bad_key),
+        cmocka_unit_test(test_many_sans),
         cmocka_unit_test(test_key_mismatch),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_both_files_missing),
