@@ -59,6 +59,9 @@ typedef struct tg_conf_backend_s {
     tg_balance_t balance;         /* default round_robin */
     uint64_t connect_timeout_ms;  /* default 3s */
     uint64_t response_timeout_ms; /* default 60s */
+    unsigned max_fails;           /* failures within fail_timeout that take a server out;
+                                   * 0 = never; default 1 */
+    uint64_t fail_timeout_ms;     /* that window, and how long it stays out; default 10s */
     tg_conf_health_t health;
     /* fixed_response */
     unsigned fixed_status;    /* 100..599, default 200 */

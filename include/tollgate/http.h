@@ -127,6 +127,9 @@ void tg_http_chunked_init(tg_http_chunked_t *c);
 int tg_http_chunked_decode(tg_http_chunked_t *c, const char *in, size_t len, size_t *consumed,
                            const char **data, size_t *data_len);
 
+/* Whether a method is idempotent (RFC 9110 §9.2.2): a request of it may be sent to a
+ * second server after the first may have acted on it. */
+bool tg_http_method_idempotent(const char *method, size_t len);
 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade: the
  * headers of one hop that a proxy never forwards (RFC 9110 §7.6.1). */
 bool tg_http_hop_by_hop(tg_http_header_id_t id);

@@ -21,7 +21,7 @@
 /* What the access log and the forwarded headers need to know about the client side of
  * a connection; filled once per connection by the frontend. */
 typedef struct tg_client_info_s {
-    const char *listener;    /* listener id */
+    const char *listener; /* listener id */
     uint16_t listener_port;
     char addr[64];           /* client address without port */
     uint16_t port;           /* client source port */
@@ -29,9 +29,9 @@ typedef struct tg_client_info_s {
     const char *tls_version; /* "TLSv1.3" */
     const char *cipher;
     bool resumed;
-    const char *alt_svc;     /* an Alt-Svc value to add to responses, or NULL */
-    bool quic;               /* HTTP/3: the access log says so, with the connection id */
-    const char *conn_id;     /* hex; QUIC only */
+    const char *alt_svc; /* an Alt-Svc value to add to responses, or NULL */
+    bool quic;           /* HTTP/3: the access log says so, with the connection id */
+    const char *conn_id; /* hex; QUIC only */
     /* The client certificate mutual authentication verified, or NULL: the identity
      * headers and the access log's client_subject. Owned by the frontend's connection. */
     tg_tls_identity_t *cert;
@@ -77,13 +77,16 @@ struct tg_exchange_s {
     tg_http_body_t req_body; /* framing of the request body the frontend will feed */
     bool req_done;           /* the whole request body has been taken */
     bool head_request;
-    bool fe_blocked;         /* we refused body bytes; call fe->want_body when drained */
+    bool idempotent; /* RFC 9110 §9.2.2: may go to a second server after the first took it */
+    bool sent;       /* bytes of it reached the current backend connection */
+    bool fe_blocked; /* we refused body bytes; call fe->want_body when drained */
     /* upstream */
     tg_upstream_server_t *server; /* while counted in its `active` */
     const char *server_text;      /* the last server tried, for the log */
     tg_upconn_t *up;
     int state;
-    int tries;
+    int tries;         /* fresh connections after stale pooled ones */
+    int servers_tried; /* other servers after the first failed */
     struct event timer;
     bool timer_set;
     /* response */

@@ -13,13 +13,12 @@
 #include "tollgate/config.h"
 #include "tollgate/loop.h"
 
-/* A server taken out by a failed connect stays out this long (passive detection). */
-#define TG_UPSTREAM_FAIL_MS 10000
-
 typedef struct tg_upstream_server_s {
     const tg_conf_server_t *conf;
     atomic_bool health_up;         /* active checks' verdict; true until they say otherwise */
     _Atomic uint64_t out_until_ms; /* passive: out of rotation until then (tg_now_ms) */
+    _Atomic uint64_t _window_ms;   /* passive: when the current fail_timeout window began */
+    atomic_uint _fails;            /* passive: failures counted in that window */
     atomic_uint active;            /* exchanges using it now, all workers (least_conn) */
     /* health checker state, main thread only */
     unsigned _ok_streak;
@@ -41,8 +40,11 @@ void tg_backends_free(tg_backend_t *backends, size_t n);
  * for none). NULL when no server is healthy. Increments the server's `active`. */
 tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, const tg_upstream_server_t *exclude);
 void tg_backend_done(tg_upstream_server_t *s);
-/* Passive detection: a connect to s failed or timed out. */
-void tg_backend_server_failed(tg_upstream_server_t *s);
+/* Passive detection (SPEC §5): s, a server of b, failed to connect, reset before its
+ * response head, or timed out. max_fails of them within fail_timeout take it out for
+ * fail_timeout; never a backend's only server. Anything else (a response we could not
+ * use) is no failure of the server: a client could provoke it at will. */
+void tg_backend_server_failed(tg_backend_t *b, tg_upstream_server_t *s);
 bool tg_backend_server_usable(const tg_upstream_server_t *s, uint64_t now_ms);
 
 /* ---- connections -------------------------------------------------------------------- */

@@ -138,7 +138,16 @@ static void set_fixed(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, con
     free(label);
 }
 
-enum { K_SERVERS, K_BALANCE, K_CONNECT, K_RESPONSE, K_HEALTH, K_FIXED };
+enum {
+    K_SERVERS,
+    K_BALANCE,
+    K_CONNECT,
+    K_RESPONSE,
+    K_MAX_FAILS,
+    K_FAIL_TIMEOUT,
+    K_HEALTH,
+    K_FIXED
+};
 
 static const tg__key_t backend_keys[] = {
     [K_SERVERS] = {.name = "servers", .set = set_servers},
@@ -154,6 +163,12 @@ static const tg__key_t backend_keys[] = {
                     .set = tg__set_duration,
                     .off = B(response_timeout_ms),
                     .min = 1},
+    [K_MAX_FAILS] =
+        {.name = "max_fails", .set = tg__set_unsigned, .off = B(max_fails), .min = 0, .max = 1000},
+    [K_FAIL_TIMEOUT] = {.name = "fail_timeout",
+                        .set = tg__set_duration,
+                        .off = B(fail_timeout_ms),
+                        .min = 1},
     [K_HEALTH] = {.name = "health_check", .set = set_health},
     [K_FIXED] = {.name = "fixed_response", .set = set_fixed},
 };
@@ -189,6 +204,8 @@ static void set_defaults(tg_conf_backend_t *b)
     b->balance = TG_BALANCE_ROUND_ROBIN;
     b->connect_timeout_ms = 3 * 1000;
     b->response_timeout_ms = 60 * 1000;
+    b->max_fails = 1;
+    b->fail_timeout_ms = 10 * 1000;
     b->health.interval_ms = 5 * 1000;
     b->health.timeout_ms = 2 * 1000;
     b->health.rise = 2;

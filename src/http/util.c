@@ -259,6 +259,16 @@ const char *tg_http_reason(int status)
     return "Server Error";
 }
 
+bool tg_http_method_idempotent(const char *m, size_t n)
+{
+    /* RFC 9110 §9.2.2. Methods are case-sensitive: "get" is some other method. */
+    static const char *const methods[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strlen(methods[i]) == n && memcmp(methods[i], m, n) == 0)
+            return true;
+    return false;
+}
+
 bool tg_http_hop_by_hop(tg_http_header_id_t id)
 {
     switch (id) {

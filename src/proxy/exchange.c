@@ -121,19 +121,30 @@ static void complete(tg_exchange_t *ex)
 
 /* ---- connecting and sending --------------------------------------------------------- */
 
+static void connect_upstream(tg_exchange_t *ex);
+static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed);
+
+/* The backend was silent for connect_timeout or response_timeout. Both count as failures
+ * of the server while no response head came (SPEC §5); a connect that never finished
+ * cannot have delivered the request, so it may go to another server. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     tg_exchange_t *ex = arg;
     ex->timer_set = false;
+    tg_upstream_server_t *failed = ex->server;
     if (ex->state == TG_EX_CONNECTING) {
         tg_log_warn("backend \"%s\" server %s: connect timed out", ex->backend->conf->id,
-                    ex->server->conf->text);
-        tg_backend_server_failed(ex->server);
+                    failed->conf->text);
+        tg_backend_server_failed(ex->backend, failed);
+        if (try_elsewhere(ex, failed))
+            return;
+    } else if (!ex->resp_head_sent) {
+        tg_log_warn("backend \"%s\" server %s: no response within %llu ms", ex->backend->conf->id,
+                    failed->conf->text, (unsigned long long)ex->backend->conf->response_timeout_ms);
+        tg_backend_server_failed(ex->backend, failed);
     }
     tg_exchange_fail(ex, 504);
 }
-
-static void connect_upstream(tg_exchange_t *ex);
 
 static void refill_head(tg_exchange_t *ex)
 {
@@ -142,11 +153,12 @@ static void refill_head(tg_exchange_t *ex)
     tg_buf_append(ex->loop, &ex->out, tg_buf_head(&ex->head_copy), tg_buf_len(&ex->head_copy));
 }
 
-/* Send the request to another server than `failed`, if there is one and tries are left. */
+/* Send the request to another server than `failed`, if there is one: at most one try a
+ * server of the backend in all, so a request that fails everywhere stops. */
 static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed)
 {
     release_upstream(ex, false);
-    if (++ex->tries >= (int)ex->backend->nservers + 1)
+    if ((size_t)++ex->servers_tried >= ex->backend->nservers)
         return false;
     ex->server = tg_backend_pick(ex->backend, failed);
     if (ex->server == NULL)
@@ -162,29 +174,36 @@ static void connect_failed(tg_exchange_t *ex, int err)
     tg_upstream_server_t *failed = ex->server;
     tg_log_warn("backend \"%s\" server %s: connect failed: %s", ex->backend->conf->id,
                 failed->conf->text, strerror(err));
-    tg_backend_server_failed(failed);
+    tg_backend_server_failed(ex->backend, failed);
     if (!try_elsewhere(ex, failed))
         tg_exchange_fail(ex, 502);
 }
 
 /* A pooled connection that fails before any answer was probably closed by the server
- * while idle: send the same head on another one. Only bodyless requests still have their
- * whole head (head_copy), so only they are retried. */
+ * while idle (the pool drops those it sees close, so this is the race left over): try a
+ * fresh connection to the same server, when the server cannot have acted on the request
+ * (no byte of it was taken) or the request is idempotent and still whole (head_copy: only
+ * bodyless requests keep it). Not a failure of the server. */
 static bool retry_stale(tg_exchange_t *ex)
 {
-    if (ex->up == NULL || !ex->up->reused || ex->head_copy.data == NULL ||
-        tg_buf_len(&ex->up->in) != 0 || ++ex->tries >= MAX_TRIES)
+    if (ex->up == NULL || !ex->up->reused || tg_buf_len(&ex->up->in) != 0 ||
+        ++ex->tries >= MAX_TRIES)
+        return false;
+    bool whole = !ex->sent;
+    if (!whole && !(ex->idempotent && ex->head_copy.data != NULL))
         return false;
     tg_upconn_release(ex->up, false);
     ex->up = NULL;
-    refill_head(ex);
+    if (!whole)
+        refill_head(ex);
     connect_upstream(ex);
     return true;
 }
 
-/* The backend failed before or during its answer. Before the head, a stale pooled
- * connection is retried; otherwise the server is taken out for a while (passive
- * detection, as nginx's max_fails=1) and a bodyless request goes to another server. */
+/* The backend's connection failed (reset, closed, a send error) before or during its
+ * answer. Before the head, that counts against the server (SPEC §5), and the request goes
+ * to another server only if the first cannot have acted on it or it is idempotent:
+ * POST, PATCH and LOCK are never sent twice. */
 static void upstream_broken(tg_exchange_t *ex, const char *why)
 {
     tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
@@ -192,13 +211,25 @@ static void upstream_broken(tg_exchange_t *ex, const char *why)
         if (retry_stale(ex))
             return;
         tg_upstream_server_t *failed = ex->server;
-        tg_backend_server_failed(failed);
-        if (ex->head_copy.data != NULL) {
-            refill_head(ex);
+        tg_backend_server_failed(ex->backend, failed);
+        bool whole = !ex->sent;
+        if (whole || (ex->idempotent && ex->head_copy.data != NULL)) {
+            if (!whole)
+                refill_head(ex);
             if (try_elsewhere(ex, failed))
                 return;
         }
     }
+    tg_exchange_fail(ex, 502);
+}
+
+/* The backend answered with something we cannot pass on (a malformed or oversized head,
+ * an upgrade we did not ask for, broken chunking). A 502 for this request and nothing
+ * more: a client can provoke such answers at will (a long path a backend echoes), so it
+ * must neither count against the server nor be tried on the others (SPEC §5). */
+static void upstream_unusable(tg_exchange_t *ex, const char *why)
+{
+    tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
     tg_exchange_fail(ex, 502);
 }
 
@@ -214,6 +245,7 @@ static void arm(tg_exchange_t *ex)
 
 static void flush_out(tg_exchange_t *ex)
 {
+    bool progress = false;
     while (tg_buf_len(&ex->out) > 0) {
         ssize_t n = send(ex->up->fd, tg_buf_head(&ex->out), tg_buf_len(&ex->out), MSG_NOSIGNAL);
         if (n < 0) {
@@ -223,10 +255,21 @@ static void flush_out(tg_exchange_t *ex)
             return;
         }
         tg_buf_consume(ex->loop, &ex->out, (size_t)n);
+        progress = true;
+        ex->sent = true;
     }
-    if (tg_buf_len(&ex->out) == 0 && ex->req_done && ex->state == TG_EX_SENDING) {
-        ex->state = TG_EX_WAIT_HEAD;
-        timer_start(ex, ex->backend->conf->response_timeout_ms);
+    /* The response timeout measures the backend's silence (SPEC §5): while the request
+     * goes up it runs from the last byte the backend took, and not at all while we wait
+     * for the client's next bytes (the frontend times the client). */
+    if (ex->state == TG_EX_SENDING) {
+        if (tg_buf_len(&ex->out) == 0 && ex->req_done) {
+            ex->state = TG_EX_WAIT_HEAD;
+            timer_start(ex, ex->backend->conf->response_timeout_ms);
+        } else if (tg_buf_len(&ex->out) == 0) {
+            timer_stop(ex);
+        } else if (progress || !ex->timer_set) {
+            timer_start(ex, ex->backend->conf->response_timeout_ms);
+        }
     }
     arm(ex);
     if (ex->fe_blocked && tg_buf_len(&ex->out) < TG_BUF_SIZE / 2) {
@@ -244,10 +287,10 @@ static void connect_upstream(tg_exchange_t *ex)
         connect_failed(ex, errno);
         return;
     }
+    ex->sent = false;
     timer_stop(ex);
     if (ex->up->connected) {
         ex->state = TG_EX_SENDING;
-        timer_start(ex, ex->backend->conf->response_timeout_ms);
         flush_out(ex);
         return;
     }
@@ -269,7 +312,6 @@ static void on_connected(tg_exchange_t *ex)
     ex->up->connected = true;
     ex->state = TG_EX_SENDING;
     timer_stop(ex);
-    timer_start(ex, ex->backend->conf->response_timeout_ms);
     flush_out(ex);
 }
 
@@ -400,7 +442,7 @@ static void process_response(tg_exchange_t *ex)
     while (!ex->resp_head_sent) {
         int rc = take_head(ex);
         if (rc < 0) {
-            upstream_broken(ex, "bad response head");
+            upstream_unusable(ex, "response head malformed, over 16 KiB or an upgrade");
             return;
         }
         if (rc == 0)
@@ -408,7 +450,7 @@ static void process_response(tg_exchange_t *ex)
     }
     int rc = pump_body(ex);
     if (rc < 0) {
-        upstream_broken(ex, "bad chunked body");
+        upstream_unusable(ex, "bad chunked body");
     } else if (rc == 1) {
         complete(ex);
     }
@@ -495,6 +537,7 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
     ex->req_body = req->body;
     ex->req_done = req->body == TG_HTTP_BODY_NONE;
     ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    ex->idempotent = tg_http_method_idempotent(req->method, req->method_len);
     size_t ml = req->method_len < sizeof(ex->method) - 1 ? req->method_len : sizeof(ex->method) - 1;
     memcpy(ex->method, req->method, ml);
     size_t pl = req->target_len < sizeof(ex->path) - 1 ? req->target_len : sizeof(ex->path) - 1;

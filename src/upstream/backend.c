@@ -86,8 +86,28 @@ void tg_backend_done(tg_upstream_server_t *s)
     atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
 }
 
-void tg_backend_server_failed(tg_upstream_server_t *s)
+void tg_backend_server_failed(tg_backend_t *b, tg_upstream_server_t *s)
 {
-    atomic_store_explicit(&s->out_until_ms, tg_now_ms() + TG_UPSTREAM_FAIL_MS,
-                          memory_order_relaxed);
+    /* With one server there is nowhere else to go: taking it out would only turn one
+     * failure into a 503 for everybody for fail_timeout. */
+    unsigned max = b->conf->max_fails;
+    if (max == 0 || b->nservers < 2)
+        return;
+    uint64_t now = tg_now_ms();
+    uint64_t window = b->conf->fail_timeout_ms;
+    /* Workers count into the same window with relaxed atomics: a race can at worst count
+     * one failure in a window that just began, never take out a server that did not
+     * fail max_fails times. */
+    uint64_t start = atomic_load_explicit(&s->_window_ms, memory_order_relaxed);
+    if (now - start >= window &&
+        atomic_compare_exchange_strong_explicit(&s->_window_ms, &start, now, memory_order_relaxed,
+                                                memory_order_relaxed))
+        atomic_store_explicit(&s->_fails, 0, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&s->_fails, 1, memory_order_relaxed) + 1 < max)
+        return;
+    atomic_store_explicit(&s->out_until_ms, now + window, memory_order_relaxed);
+    atomic_store_explicit(&s->_fails, 0, memory_order_relaxed);
+    tg_log_warn("backend \"%s\" server %s: %u failures within %llu ms, out for %llu ms",
+                b->conf->id, s->conf->text, max, (unsigned long long)window,
+                (unsigned long long)window);
 }

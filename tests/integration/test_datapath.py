@@ -53,6 +53,184 @@ class _FixedServer:
         self.sock.close()
 
 
+class _EchoPathServer:
+    """A raw HTTP/1.1 backend that answers with the request's path in a header, as some
+    backends do (a redirect's Location, say): a long path makes a response head too big
+    for the proxy. It counts the requests it saw."""
+
+    def __init__(self, name):
+        self.name = name.encode()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.requests = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        with c:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        data = c.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                path = head.split(b" ")[1]
+                self.requests += 1
+                body = self.name
+                try:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nX-Path: %s\r\nContent-Length: %d\r\n\r\n%s"
+                              % (path, len(body), body))
+                except OSError:
+                    return
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class TestNoRequestTakesServersOut(tg.TestCase):
+    """SPEC §5: a response the proxy cannot use is a 502 for that request and nothing
+    more; it used to take the server out for 10 s, and a bodyless request was retried on
+    every server until all were out (503 for everyone)."""
+
+    def servers(self, n):
+        out = []
+        for i in range(n):
+            s = _EchoPathServer("s%d" % i)
+            self.addCleanup(s.close)
+            out.append(s)
+        return out
+
+    def attack_then_serve(self, n):
+        srvs = self.servers(n)
+        port = self.simple(tg.pool_backend([s.addr for s in srvs]))
+        c = self.conn(port)
+        r = c.get("/" + "a" * 20000)  # echoed back: a response head over 16 KiB
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(sum(s.requests for s in srvs), 1, "the bad answer was retried")
+        for i in range(4 * n):
+            r = tg.get(port, "/ok?i=%d" % i)
+            self.assertEqual(r.status, 200, "request %d after the attack: %r%s"
+                             % (i, r, self.log_tail()))
+        self.assertTrue(all(s.requests > 1 for s in srvs), [s.requests for s in srvs])
+
+    def test_one_server(self):
+        self.attack_then_serve(1)
+
+    def test_two_servers(self):
+        self.attack_then_serve(2)
+
+
+class TestRetries(tg.TestCase):
+    """SPEC §5: a request goes to a second server only when the first cannot have acted on
+    it, or its method is idempotent; POST, PATCH and LOCK are never sent twice."""
+
+    def two(self):
+        a, b = self.backend("a"), self.backend("b")
+        # max_fails 0: every reset counts as a failure, and ejection is not what is tested.
+        return a, b, self.simple(tg.pool_backend([a, b], max_fails=0))
+
+    def test_post_is_never_sent_twice(self):
+        a, b, port = self.two()
+        for method in ("POST", "PATCH", "LOCK"):
+            with self.subTest(method=method):
+                a.clear(), b.clear()
+                c = self.conn(port)
+                r = c.request(method, "/reset")  # read, then closed with a reset
+                self.assertEqual(r.status, 502, r)
+                seen = len(a.requests("/reset")) + len(b.requests("/reset"))
+                self.assertEqual(seen, 1, "%s reached %d servers" % (method, seen))
+
+    def test_idempotent_request_is_retried(self):
+        a, b, port = self.two()
+        c = self.conn(port)
+        r = c.request("GET", "/reset")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(len(a.requests("/reset")) + len(b.requests("/reset")), 2)
+
+    def test_connect_failure_is_retried_for_any_method(self):
+        good = self.backend("good")
+        dead = tg.closed_port()
+        port = self.simple(tg.pool_backend(["127.0.0.1:%d" % dead, good], max_fails=0))
+        for i in range(4):
+            r = self.conn(port).request("POST", "/echo", body=b"x" * 10)
+            self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(good.requests("/echo")), 4)
+
+
+class TestPassiveHealth(tg.TestCase):
+    """SPEC §5: max_fails failures within fail_timeout take a server out for fail_timeout;
+    a backend's only server never."""
+
+    def test_max_fails_within_fail_timeout(self):
+        a, b = self.backend("a"), self.backend("b")
+        port = self.simple(tg.pool_backend([a, b], max_fails=2, fail_timeout="2s"))
+        for _ in range(2):  # two resets of whichever server gets them
+            self.conn(port).request("POST", "/reset")
+        # At most one server has failed twice: requests still spread over both or go to
+        # the other; none is refused.
+        for i in range(6):
+            self.assertEqual(tg.get(port, "/whoami").status, 200)
+
+    def test_only_server_is_never_taken_out(self):
+        a = self.backend("a")
+        port = self.simple(tg.pool_backend([a], max_fails=1, fail_timeout="30s"))
+        self.assertEqual(self.conn(port).request("POST", "/reset").status, 502)
+        self.assertEqual(tg.get(port, "/whoami").status, 200)
+
+    def test_failed_server_stays_out_for_fail_timeout(self):
+        good = self.backend("good")
+        dead = "127.0.0.1:%d" % tg.closed_port()
+        port = self.simple(tg.pool_backend([dead, good], max_fails=1, fail_timeout="30s"))
+        for i in range(4):
+            self.assertEqual(tg.get(port, "/whoami").status, 200)
+        self.assertEqual(self.daemon.stderr_text().count("connect failed"), 1,
+                         self.log_tail())
+
+
+class TestResponseTimeout(tg.TestCase):
+    """SPEC §5: the response timeout measures the backend's silence, not the upload: an
+    upload that takes twice the timeout while making progress is answered."""
+
+    def test_slow_upload_is_not_a_timeout(self):
+        be = self.backend("app")
+        port = self.simple(tg.pool_backend([be], response_timeout="1s"))
+        c = self.conn(port, timeout=20)
+        parts = 8
+        c.send(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+               % (parts * 1000))
+        for _ in range(parts):  # 2.8 s in all
+            time.sleep(0.35)
+            c.send(b"u" * 1000)
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["length"], parts * 1000)
+
+    def test_silent_backend_still_times_out(self):
+        be = self.backend("app")
+        port = self.simple(tg.pool_backend([be], response_timeout="1s"))
+        t = time.monotonic()
+        r = self.conn(port).get("/slow?ms=3000")
+        self.assertEqual(r.status, 504, r)
+        self.assertLess(time.monotonic() - t, 2.9)
+
+
 class TestPipelining(tg.TestCase):
     """100 pipelined requests on one connection all get their answers, in order, and the
     connection stays usable (it used to stop after 64 rounds of the state machine and

@@ -541,7 +541,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with srv.lock:
                 srv.active -= 1
 
-    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _dispatch
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = do_LOCK = _dispatch
 
     def _route(self, path, q, entry):
         srv = self.server

@@ -308,6 +308,8 @@ static void test_defaults(void **state)
     assert_int_equal(b->balance, TG_BALANCE_ROUND_ROBIN);
     assert_true(b->connect_timeout_ms == 3000);
     assert_true(b->response_timeout_ms == 60000);
+    assert_int_equal(b->max_fails, 1);
+    assert_true(b->fail_timeout_ms == 10000);
     assert_true(b->health.enabled);
     assert_true(b->health.interval_ms == 5000);
     assert_true(b->health.timeout_ms == 2000);
@@ -823,6 +825,14 @@ static const error_case_t backend_cases[] = {
      "backend \"b\": connect_timeout must be a duration"},
     {"response 0", B "    servers: [127.0.0.1:80]\n    response_timeout: 0ms\n", 5, 23,
      "response_timeout must be greater than 0"},
+    {"max_fails -1", B "    servers: [127.0.0.1:80]\n    max_fails: -1\n", 5, 16,
+     "backend \"b\": max_fails must be an integer from 0 to 1000, not \"-1\""},
+    {"max_fails 1001", B "    servers: [127.0.0.1:80]\n    max_fails: 1001\n", 5, 16,
+     "max_fails must be an integer from 0 to 1000"},
+    {"fail_timeout 0", B "    servers: [127.0.0.1:80]\n    fail_timeout: 0s\n", 5, 19,
+     "backend \"b\": fail_timeout must be greater than 0"},
+    {"max_fails on fixed", B "    fixed_response: {}\n    max_fails: 2\n", 5, 5,
+     "backend \"b\": max_fails only applies to servers, not to fixed_response"},
     {"health no path", B "    servers: [127.0.0.1:80]\n    health_check: {interval: 5s}\n", 5, 5,
      "backend \"b\" health_check: missing required key \"path\""},
     {"health relative", B "    servers: [127.0.0.1:80]\n    health_check: {path: healthz}\n", 5, 26,

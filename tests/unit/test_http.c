@@ -1032,6 +1032,19 @@ static void test_fields_forwarded_aliases(void **state)
     tg_http_fields_free(&f);
 }
 
+static void test_method_idempotent(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    static const char *const no[] = {"POST", "PATCH", "LOCK", "CONNECT",
+                                     "get",  "GETS",  "",     "PROPFIND"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(tg_http_method_idempotent(yes[i], strlen(yes[i])));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(tg_http_method_idempotent(no[i], strlen(no[i])));
+    assert_true(tg_http_method_idempotent("GETX", 3)); /* the length given decides */
+}
+
 static void test_fields_refused(void **state)
 {
     (void)state;
@@ -1128,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_fields_request),
         cmocka_unit_test(test_fields_refused),
         cmocka_unit_test(test_fields_forwarded_aliases),
+        cmocka_unit_test(test_method_idempotent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
