@@ -75,6 +75,7 @@ struct tg_exchange_s {
     tg_buf_t out;            /* bytes for the backend: head, then body */
     tg_buf_t head_copy;      /* the head again, for one retry on a stale pooled connection */
     tg_http_body_t req_body; /* framing of the request body the frontend will feed */
+    uint64_t req_remaining;  /* LENGTH: body bytes still owed; more or fewer is a 400 */
     bool req_done;           /* the whole request body has been taken */
     bool head_request;
     bool idempotent; /* RFC 9110 §9.2.2: may go to a second server after the first took it */

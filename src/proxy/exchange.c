@@ -65,7 +65,7 @@ static void send_text(tg_exchange_t *ex, int status, const char *body)
     size_t len = strlen(body);
     ex->status = status;
     ex->fe->send_head(ex, status, &ctype, 1, (int64_t)len);
-    if (!ex->head_request) {
+    if (ex->state != TG_EX_DONE && !ex->head_request) {
         ex->fe->send_body(ex, body, len);
         ex->bytes_out += len;
     }
@@ -81,6 +81,8 @@ void tg_exchange_fail(tg_exchange_t *ex, int status)
     }
     snprintf(body, sizeof(body), "%d %s\n", status, tg_http_reason(status));
     send_text(ex, status, body);
+    if (ex->state == TG_EX_DONE)
+        return; /* aborted by the frontend in send_head */
     /* The rest of the request body, if any, has nowhere to go: the frontend closes. */
     finish(ex, true);
 }
@@ -317,7 +319,10 @@ static void on_connected(tg_exchange_t *ex)
 
 /* ---- receiving ----------------------------------------------------------------------- */
 
-/* Returns the head length consumed, 0 when more is needed, -1 on a bad head. */
+#define HEAD_ABORTED (-2)
+
+/* Returns the head length consumed, 0 when more is needed, -1 on a bad head,
+ * HEAD_ABORTED when the frontend gave the exchange up while taking the head. */
 static int take_head(tg_exchange_t *ex)
 {
     tg_buf_t *in = &ex->up->in;
@@ -366,6 +371,10 @@ static int take_head(tg_exchange_t *ex)
     ex->resp_head_sent = true;
     ex->state = TG_EX_BODY;
     ex->fe->send_head(ex, resp.status, kept, n, clen);
+    /* A frontend that cannot answer (HTTP/3 refusing the HEADERS) aborts the exchange
+     * from inside send_head: the upstream and its buffer are gone then. */
+    if (ex->state == TG_EX_DONE)
+        return HEAD_ABORTED;
     tg_buf_consume(ex->loop, in, end);
     /* The head is gone from the backend's side: no retry can resend it any more. */
     tg_buf_release(ex->loop, &ex->head_copy);
@@ -441,6 +450,8 @@ static void process_response(tg_exchange_t *ex)
 {
     while (!ex->resp_head_sent) {
         int rc = take_head(ex);
+        if (rc == HEAD_ABORTED)
+            return;
         if (rc < 0) {
             upstream_unusable(ex, "response head malformed, over 16 KiB or an upgrade");
             return;
@@ -517,6 +528,8 @@ static void answer_fixed(tg_exchange_t *ex)
     bool bodyless = ex->head_request || ex->status == 204 || ex->status == 304 || ex->status < 200;
     ex->fe->send_head(ex, ex->status, hs, n, bodyless ? -2 : (int64_t)bc->fixed_body_len);
     ex->resp_head_sent = true;
+    if (ex->state == TG_EX_DONE)
+        return; /* aborted by the frontend in send_head */
     if (!bodyless && bc->fixed_body_len > 0) {
         ex->fe->send_body(ex, bc->fixed_body, bc->fixed_body_len);
         ex->bytes_out += bc->fixed_body_len;
@@ -535,7 +548,9 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
     ex->start_ms = tg_now_ms();
     ex->state = TG_EX_SENDING;
     ex->req_body = req->body;
-    ex->req_done = req->body == TG_HTTP_BODY_NONE;
+    ex->req_remaining = req->body == TG_HTTP_BODY_LENGTH ? req->content_length : 0;
+    ex->req_done = req->body == TG_HTTP_BODY_NONE ||
+                   (req->body == TG_HTTP_BODY_LENGTH && req->content_length == 0);
     ex->head_request = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     ex->idempotent = tg_http_method_idempotent(req->method, req->method_len);
     size_t ml = req->method_len < sizeof(ex->method) - 1 ? req->method_len : sizeof(ex->method) - 1;
@@ -545,9 +560,9 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
     evtimer_assign(&ex->timer, loop->base, on_timer, ex);
 
     if (backend->conf->is_fixed) {
-        answer_fixed(ex);
         ex->state = TG_EX_BODY;
-        if (ex->req_done)
+        answer_fixed(ex);
+        if (ex->state != TG_EX_DONE && ex->req_done)
             finish(ex, true);
         return;
     }
@@ -570,6 +585,15 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
 
 size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, bool last)
 {
+    if (ex->state != TG_EX_DONE && ex->req_body == TG_HTTP_BODY_LENGTH &&
+        (len > ex->req_remaining || (last && len != ex->req_remaining))) {
+        /* More or fewer bytes than the head's Content-Length (an HTTP/3 stream whose DATA
+         * disagrees with it, say): the backend must never get a body of another length
+         * than it was told, which is request smuggling. Enforced here, for every
+         * frontend, rather than trusted to each. */
+        tg_exchange_fail(ex, 400);
+        return len;
+    }
     if (ex->state == TG_EX_DONE || ex->backend->conf->is_fixed) {
         /* Nobody wants these bytes any more (a fixed answer, or an early response):
          * take them so the connection can reach its next request. */
@@ -603,6 +627,8 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
         tg_buf_append(ex->loop, &ex->out, data, take);
     }
     ex->bytes_in += take;
+    if (ex->req_body == TG_HTTP_BODY_LENGTH)
+        ex->req_remaining -= take;
     if (last && take == len)
         ex->req_done = true;
     if (take < len)

@@ -1,0 +1,308 @@
+/* The exchange on its own: a fake frontend (the ops table records what the proxy tells
+ * it) and a backend that is a listening socket of this process, driven step by step, so
+ * each path from the request to the response and its failures can be forced. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+
+#include "tollgate/config.h"
+#include "tollgate/core.h"
+#include "tollgate/http.h"
+#include "tollgate/proxy.h"
+#include "tollgate/upstream.h"
+
+/* ---- the fake frontend --------------------------------------------------------------- */
+
+typedef struct fake_s {
+    int status; /* of send_head; 0 before */
+    char body[8192];
+    size_t body_len;
+    int finished;
+    bool ok;
+    bool abort_in_head; /* as HTTP/3 does when nghttp3 refuses the HEADERS */
+} fake_t;
+
+static fake_t fake;
+
+static void f_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *hs, size_t n,
+                        int64_t content_length)
+{
+    fake.status = status;
+    if (fake.abort_in_head)
+        tg_exchange_abort(ex);
+}
+
+static bool f_send_body(tg_exchange_t *ex, const char *data, size_t len)
+{
+    if (fake.body_len + len <= sizeof(fake.body)) {
+        memcpy(fake.body + fake.body_len, data, len);
+        fake.body_len += len;
+    }
+    return true;
+}
+
+static void f_finish(tg_exchange_t *ex, bool ok)
+{
+    fake.finished++;
+    fake.ok = ok;
+}
+
+static void f_want_body(tg_exchange_t *ex)
+{
+}
+
+static const tg_frontend_ops_t fake_ops = {
+    .send_head = f_send_head,
+    .send_body = f_send_body,
+    .finish = f_finish,
+    .want_body = f_want_body,
+};
+
+/* ---- the world: a loop, a backend socket, a config ------------------------------------ */
+
+typedef struct world_s {
+    struct event_base *base;
+    tg_loop_t loop;
+    int lfd; /* the backend's listening socket */
+    int bfd; /* the backend's side of the exchange's connection */
+    tg_config_t *cfg;
+    tg_backend_t *backends;
+    tg_client_info_t client;
+    tg_exchange_t ex;
+} world_t;
+
+static int listen_any(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* A world whose backend "app" has the servers given (a %u in servers is the listening
+ * socket's port) and the extra backend keys given. */
+static world_t *world_new(const char *servers, const char *extra)
+{
+    world_t *w = calloc(1, sizeof(*w));
+    uint16_t port;
+    w->lfd = listen_any(&port);
+    w->bfd = -1;
+    char srv[256];
+    snprintf(srv, sizeof(srv), servers, port);
+    char yaml[1024];
+    int n = snprintf(yaml, sizeof(yaml),
+                     "version: 1\nbackends:\n  app:\n    servers: [%s]\n    response_timeout: "
+                     "1s\n%s",
+                     srv, extra);
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    w->cfg = tg_config_parse(yaml, (size_t)n, "t.yaml", &errs);
+    if (w->cfg == NULL)
+        tg_errors_print(&errs, stderr);
+    assert_non_null(w->cfg);
+    tg_errors_free(&errs);
+    w->backends = tg_backends_new(w->cfg);
+    w->base = event_base_new();
+    tg_loop_init(&w->loop, w->base, 0);
+    w->client.listener = "l";
+    w->client.sni = w->client.tls_version = w->client.cipher = "";
+    strcpy(w->client.addr, "127.0.0.1");
+    memset(&fake, 0, sizeof(fake));
+    tg_accesslog_open(NULL);
+    return w;
+}
+
+static void world_free(world_t *w)
+{
+    if (w->bfd >= 0)
+        close(w->bfd);
+    close(w->lfd);
+    tg_uppool_destroy(&w->loop);
+    tg_loop_destroy(&w->loop);
+    event_base_free(w->base);
+    tg_backends_free(w->backends, w->cfg->nbackends);
+    tg_config_free(w->cfg);
+    free(w);
+}
+
+static void spin(world_t *w, int rounds)
+{
+    for (int i = 0; i < rounds; i++)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+}
+
+/* Start an exchange for the request head text. */
+static void start(world_t *w, const char *head)
+{
+    tg_http_header_t hs[32];
+    tg_http_request_t req;
+    int status;
+    assert_true(tg_http_parse_request(head, strlen(head), &req, hs, 32, &status) > 0);
+    tg_exchange_start(&w->ex, &fake_ops, &w->loop, &w->backends[0], &w->client, &req);
+}
+
+/* The backend accepts the exchange's connection and reads what came; returns its length. */
+static size_t backend_read(world_t *w, char *buf, size_t cap)
+{
+    spin(w, 4);
+    if (w->bfd < 0)
+        w->bfd = accept(w->lfd, NULL, NULL);
+    assert_true(w->bfd >= 0);
+    spin(w, 4);
+    ssize_t n = recv(w->bfd, buf, cap - 1, MSG_DONTWAIT);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void backend_send(world_t *w, const char *text)
+{
+    assert_int_equal(send(w->bfd, text, strlen(text), 0), (ssize_t)strlen(text));
+    spin(w, 8);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+/* HTTP/3 may refuse the response HEADERS and abort the exchange inside send_head; the
+ * exchange must not touch its upstream (freed by the abort) afterwards. ASan's test. */
+static void test_abort_inside_send_head(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    fake.abort_in_head = true;
+    start(w, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    char buf[4096];
+    assert_true(backend_read(w, buf, sizeof(buf)) > 0);
+    backend_send(w, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    assert_int_equal(fake.status, 200);
+    assert_int_equal(fake.finished, 0); /* aborted, not finished */
+    assert_int_equal(fake.body_len, 0);
+    assert_int_equal(w->ex.state, TG_EX_DONE);
+    world_free(w);
+}
+
+/* The proxy's own answers (a fixed 502 here) go through send_head as well. */
+static void test_abort_inside_send_head_of_an_error(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    fake.abort_in_head = true;
+    start(w, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    char buf[4096];
+    assert_true(backend_read(w, buf, sizeof(buf)) > 0);
+    backend_send(w, "garbage that is no HTTP\r\n\r\n");
+    assert_int_equal(fake.status, 502);
+    assert_int_equal(fake.finished, 0);
+    world_free(w);
+}
+
+static void body_mismatch(size_t declared, const char *body, bool last)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    char head[128];
+    snprintf(head, sizeof(head), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+             declared);
+    start(w, head);
+    size_t took = tg_exchange_write_body(&w->ex, body, strlen(body), last);
+    assert_int_equal(took, strlen(body));
+    assert_int_equal(fake.status, 400);
+    assert_int_equal(fake.finished, 1);
+    world_free(w);
+}
+
+/* The exchange enforces Content-Length itself, whatever the frontend feeds it. */
+static void test_body_longer_than_content_length(void **state)
+{
+    body_mismatch(5, "0123456789", false);
+}
+
+static void test_body_shorter_than_content_length(void **state)
+{
+    body_mismatch(10, "01234", true);
+}
+
+static void test_body_of_the_right_length(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    start(w, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    assert_int_equal(tg_exchange_write_body(&w->ex, "01234", 5, false), 5);
+    assert_int_equal(tg_exchange_write_body(&w->ex, "56789", 5, true), 5);
+    char buf[4096];
+    backend_read(w, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "Content-Length: 10\r\n\r\n0123456789"));
+    backend_send(w, "HTTP/1.1 204 No Content\r\n\r\n");
+    assert_int_equal(fake.status, 204);
+    assert_int_equal(fake.finished, 1);
+    assert_true(fake.ok);
+    world_free(w);
+}
+
+/* A response the proxy cannot use is a 502 for this request and no failure of the
+ * server: with max_fails 1 it would otherwise be out now. */
+static void test_unusable_response_does_not_count(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\", \"127.0.0.1:1\"", "    max_fails: 1\n");
+    tg_backend_t *b = &w->backends[0];
+    /* Round robin may start on either server; make it start on ours. */
+    atomic_store(&b->_rr, 0);
+    start(w, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    char buf[4096];
+    assert_true(backend_read(w, buf, sizeof(buf)) > 0);
+    char big[20000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char resp[20100];
+    snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nX-Big: %s\r\n\r\n", big);
+    backend_send(w, resp);
+    assert_int_equal(fake.status, 502);
+    assert_true(tg_backend_server_usable(&b->servers[0], tg_now_ms()));
+    world_free(w);
+}
+
+/* A reset before the response head counts; with max_fails 1 and two servers the server
+ * is out for fail_timeout, and a backend's only server never is. */
+static void test_reset_counts(void **state)
+{
+    for (int only = 0; only < 2; only++) {
+        world_t *w = world_new(only ? "\"127.0.0.1:%u\"" : "\"127.0.0.1:%u\", \"127.0.0.1:1\"",
+                               "    max_fails: 1\n    fail_timeout: 30s\n");
+        tg_backend_t *b = &w->backends[0];
+        atomic_store(&b->_rr, 0);
+        start(w, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        char buf[4096];
+        assert_true(backend_read(w, buf, sizeof(buf)) > 0);
+        struct linger lg = {1, 0};
+        setsockopt(w->bfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(w->bfd);
+        w->bfd = -1;
+        spin(w, 8);
+        assert_int_equal(fake.status, 502); /* a POST is never sent twice */
+        assert_int_equal(tg_backend_server_usable(&b->servers[0], tg_now_ms()), only == 1);
+        world_free(w);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_abort_inside_send_head),
+        cmocka_unit_test(test_abort_inside_send_head_of_an_error),
+        cmocka_unit_test(test_body_longer_than_content_length),
+        cmocka_unit_test(test_body_shorter_than_content_length),
+        cmocka_unit_test(test_body_of_the_right_length),
+        cmocka_unit_test(test_unusable_response_does_not_count),
+        cmocka_unit_test(test_reset_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
