@@ -26,7 +26,8 @@ typedef struct tg_h1_server_s {
     void *arg;
 } tg_h1_server_t;
 
-/* Take an accepted socket. The connection takes its own reference on gen. */
+/* Take an accepted socket, already counted in *process_conns: the connection uncounts it
+ * when it ends, and so does a failure to set it up. It takes its own reference on gen. */
 void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, socklen_t peer_len,
                   tg_generation_t *gen, const tg_listener_rt_t *listener);
 /* Graceful stop: close idle connections now and the others after their current

@@ -51,6 +51,7 @@ struct tg_h1conn_s {
     bool ex_active;   /* ex holds a started exchange */
     bool ex_done;     /* its finish() came */
     bool chunked_out; /* we frame the response body as chunked */
+    bool http10;      /* the request was HTTP/1.0: no chunked coding towards it */
     bool out_blocked; /* send_body returned false: resume the exchange on drain */
     tg_http_body_t req_body;
     uint64_t req_remaining;
@@ -194,11 +195,13 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
     } else if (content_length == -1) {
         if (c->ex.head_request) {
             /* nothing: a HEAD answer has no body to frame */
-        } else if (c->keep_alive) {
+        } else if (c->keep_alive && !c->http10) {
             OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
             c->chunked_out = true;
         } else {
-            c->close_after = true; /* HTTP/1.0: the close ends the body */
+            /* HTTP/1.0 has no chunked coding, keep-alive or not: the close ends the body. */
+            c->keep_alive = false;
+            c->close_after = true;
         }
     }
     if (status >= 400 && !c->req_done)
@@ -411,6 +414,7 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
     }
     c->state = ST_EXCHANGE;
     c->keep_alive = req.keep_alive && !c->srv->draining && c->retire_at_ms == 0;
+    c->http10 = req.minor_version == 0;
     c->close_after = false;
     c->chunked_out = false;
     c->out_blocked = false;
@@ -663,6 +667,8 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
         SSL_free(ssl);
         close(fd);
+        /* The acceptor counted it; nobody else will uncount it. */
+        atomic_fetch_sub_explicit(srv->process_conns, 1, memory_order_relaxed);
         return;
     }
     SSL_set_accept_state(ssl);

@@ -231,6 +231,28 @@ class TestResponseTimeout(tg.TestCase):
         self.assertLess(time.monotonic() - t, 2.9)
 
 
+class TestHttp10(tg.TestCase):
+    """An HTTP/1.0 client knows no chunked coding: a body of unknown length reaches it as
+    the bytes themselves, ended by the close, even when it asked for keep-alive."""
+
+    def test_keep_alive_request_to_a_chunked_backend(self):
+        be = self.backend("app")
+        port = self.simple(tg.pool_backend([be]))
+        with tg.tls_connect(port) as s:
+            s.sendall(b"GET /chunked?n=5000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            data = b""
+            s.settimeout(10)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertNotIn(b"transfer-encoding", head.lower(), head)
+        self.assertEqual(len(body), 5000, head)
+        self.assertEqual(body, b"".join(tg.pattern_chunks(5000)))
+
+
 class TestPipelining(tg.TestCase):
     """100 pipelined requests on one connection all get their answers, in order, and the
     connection stays usable (it used to stop after 64 rounds of the state machine and
