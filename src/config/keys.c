@@ -309,6 +309,13 @@ void tg__set_duration(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, con
         tg__err(c, val, "%s: %s must be greater than 0", s->label, k->name);
         return;
     }
+    /* Timers and QUIC take durations in nanoseconds: a bound keeps every product far from
+     * overflowing, and no timeout of a proxy needs to be longer. */
+    if (ms > TG__DURATION_MAX_MS) {
+        tg__err(c, val, "%s: %s must be at most 24h, not \"%s\"", s->label, k->name,
+                tg__qnode(&q, val));
+        return;
+    }
     *FIELD(s, k, uint64_t) = ms;
     tg__set_pos(k, s->obj, val);
 }

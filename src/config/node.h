@@ -115,6 +115,7 @@ char *tg__resolve(const tg_config_t *cfg, const char *path);
 void tg__set_pos(const tg__key_t *k, void *obj, const tg__node_t *val);
 
 /* Generic setters for tables. */
+#define TG__DURATION_MAX_MS (24ull * 3600 * 1000)
 void tg__set_duration(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const tg__node_t *key,
                       const tg__node_t *val);
 void tg__set_u64(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const tg__node_t *key,
