@@ -35,6 +35,11 @@ typedef struct tg_backend_s {
 /* Runtime state of every backend of a config (the generation owns it). */
 tg_backend_t *tg_backends_new(const tg_config_t *cfg);
 void tg_backends_free(tg_backend_t *backends, size_t n);
+/* A reload: servers of nb that stay (same backend id, same address) take over what ob
+ * knows of them (active checks' verdict and streaks, passive failures), so a dead server
+ * gets no traffic again until its checks fail anew (SPEC §5). Main thread, before nb is
+ * published. */
+void tg_backends_inherit(tg_backend_t *nb, size_t nn, const tg_backend_t *ob, size_t on);
 
 /* Pick a server for a new exchange, skipping `exclude` (a server that just failed; NULL
  * for none). NULL when no server is healthy. Increments the server's `active`. */

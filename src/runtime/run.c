@@ -226,6 +226,8 @@ uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *err
         /* The old FILE stays open: a worker may be writing a line to it right now. */
         tg_accesslog_open(open_access_log(g->cfg));
     }
+    tg_backends_inherit(g->backends, g->cfg->nbackends, rt->published->backends,
+                        rt->published->cfg->nbackends);
     tg_health_stop(rt->health);
     rt->health = tg_health_start(rt->base, g->backends, g->cfg->nbackends);
     fit_limits(rt, g->cfg);

@@ -169,7 +169,10 @@ static size_t sync_acceptors(tg_worker_t *w)
         bool have = false;
         for (tg_acceptor_t *a = w->acceptors; a != NULL && !have; a = a->next)
             have = a->sock == s;
-        if (have || s->removed)
+        /* Only sockets our generation has a listener for: a reload binds new sockets
+         * before it publishes, and a connection accepted in between would find no
+         * listener and be closed. */
+        if (have || s->removed || listener_for(w, s) == NULL)
             continue;
         tg_acceptor_t *a = tg_calloc(1, sizeof(*a));
         a->w = w;

@@ -1,5 +1,6 @@
 /* Backends at run time: which server an exchange goes to, and which servers are out. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "tollgate/core.h"
 #include "tollgate/upstream.h"
@@ -110,4 +111,39 @@ void tg_backend_server_failed(tg_backend_t *b, tg_upstream_server_t *s)
     tg_log_warn("backend \"%s\" server %s: %u failures within %llu ms, out for %llu ms",
                 b->conf->id, s->conf->text, max, (unsigned long long)window,
                 (unsigned long long)window);
+}
+
+/* The server of old backend ob at the same address as ns, or NULL. */
+static const tg_upstream_server_t *same_server(const tg_backend_t *ob,
+                                               const tg_upstream_server_t *ns)
+{
+    for (size_t j = 0; j < ob->nservers; j++)
+        if (tg_addr_equal((const struct sockaddr *)&ob->servers[j].conf->addr,
+                          (const struct sockaddr *)&ns->conf->addr))
+            return &ob->servers[j];
+    return NULL;
+}
+
+void tg_backends_inherit(tg_backend_t *nb, size_t nn, const tg_backend_t *ob, size_t on)
+{
+    for (size_t i = 0; i < nn; i++) {
+        const tg_backend_t *old = NULL;
+        for (size_t k = 0; k < on && old == NULL; k++)
+            if (strcmp(ob[k].conf->id, nb[i].conf->id) == 0)
+                old = &ob[k];
+        if (old == NULL)
+            continue;
+        for (size_t j = 0; j < nb[i].nservers; j++) {
+            tg_upstream_server_t *s = &nb[i].servers[j];
+            const tg_upstream_server_t *o = same_server(old, s);
+            if (o == NULL)
+                continue;
+            atomic_store(&s->health_up, atomic_load(&o->health_up));
+            atomic_store(&s->out_until_ms, atomic_load(&o->out_until_ms));
+            atomic_store(&s->_window_ms, atomic_load(&o->_window_ms));
+            atomic_store(&s->_fails, atomic_load(&o->_fails));
+            s->_ok_streak = o->_ok_streak;
+            s->_fail_streak = o->_fail_streak;
+        }
+    }
 }

@@ -204,6 +204,29 @@ class TestPassiveHealth(tg.TestCase):
                          self.log_tail())
 
 
+class TestHealthAcrossReloads(tg.TestCase):
+    """SPEC §5: health state survives reloads for servers that stay; a dead server got
+    traffic again after every reload until its checks failed anew."""
+
+    def test_down_server_stays_down(self):
+        a, b = self.backend("a"), self.backend("b")
+        b.healthy = False
+        health = {"path": "/healthz", "interval": "1s", "timeout": "1s", "rise": 2, "fall": 2}
+        port = tg.free_port()
+        cfg = self.config()
+        cfg["backends"]["app"] = tg.pool_backend([a, b], health=health)
+        cfg["listeners"]["main"] = tg.https_listener(port, "app")
+        d = self.start(cfg)
+        self.wait_for(lambda: b.health_checks >= 2, 5, msg="two health checks on b")
+        time.sleep(0.2)
+        for i in range(3):
+            cfg["backends"]["app"]["connect_timeout"] = "%ds" % (i + 2)
+            d.sighup_reload(cfg)
+            # Right after the reload, before any new check of b could run.
+            names = [tg.get(port, "/whoami").body for _ in range(4)]
+            self.assertEqual(names, [b"a"] * 4, "after reload %d%s" % (i + 1, self.log_tail()))
+
+
 class TestResponseTimeout(tg.TestCase):
     """SPEC §5: the response timeout measures the backend's silence, not the upload: an
     upload that takes twice the timeout while making progress is answered."""
