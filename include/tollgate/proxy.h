@@ -61,8 +61,11 @@ typedef struct tg_frontend_ops_s {
 } tg_frontend_ops_t;
 
 /* Access log sink: one JSON object a line, or nothing. */
-void tg_accesslog_open(FILE *out); /* NULL: off */
-FILE *tg_accesslog_file(void);
+/* Point the access log at "stderr", "stdout", a file path (appended to, made 0640), or
+ * "off" (or NULL). Main thread only; workers' lines go to the new place from then on.
+ * Returns 0, or -1 with errno (the log stays where it was). */
+int tg_accesslog_open(const char *where);
+void tg_accesslog_close(void); /* at exit */
 
 enum { TG_EX_IDLE = 0, TG_EX_CONNECTING, TG_EX_SENDING, TG_EX_WAIT_HEAD, TG_EX_BODY, TG_EX_DONE };
 

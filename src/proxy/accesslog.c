@@ -1,23 +1,61 @@
-/* The access log: one JSON object a line, written whole with one fwrite so lines of
+/* The access log: one JSON object a line, written whole with one write() so lines of
  * different workers never mix. */
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tollgate/core.h"
 #include "tollgate/proxy.h"
 #include "proxy_internal.h"
 
-static FILE *log_out;
+/* The log is one descriptor for the process's life (log_slot), which workers read
+ * through log_fd (-1: off). Pointing it elsewhere (a reload, SIGUSR1 after rotation)
+ * dup2()s the new file over that same descriptor: nothing is ever closed under a worker
+ * writing a line, no number is reused for something else, and nothing leaks per reopen. */
+static atomic_int log_fd = -1;
+static int log_slot = -1; /* the main thread's */
 
-void tg_accesslog_open(FILE *out)
+int tg_accesslog_open(const char *where)
 {
-    log_out = out;
+    int fd;
+    if (where == NULL || strcmp(where, "off") == 0) {
+        atomic_store(&log_fd, -1);
+        return 0;
+    }
+    if (strcmp(where, "stderr") == 0)
+        fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    else if (strcmp(where, "stdout") == 0)
+        fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    else
+        fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (log_slot < 0) {
+        log_slot = fd;
+    } else {
+        /* dup2 keeps O_APPEND (a file status flag) but drops FD_CLOEXEC: set it again. */
+        int rc = dup2(fd, log_slot);
+        int err = errno;
+        close(fd);
+        if (rc < 0) {
+            errno = err;
+            return -1;
+        }
+        fcntl(log_slot, F_SETFD, FD_CLOEXEC);
+    }
+    atomic_store(&log_fd, log_slot);
+    return 0;
 }
 
-FILE *tg_accesslog_file(void)
+void tg_accesslog_close(void)
 {
-    return log_out;
+    atomic_store(&log_fd, -1);
+    if (log_slot >= 0)
+        close(log_slot);
+    log_slot = -1;
 }
 
 /* JSON string body of s: quotes, backslashes and control bytes escaped; bytes >= 0x80 are
@@ -84,7 +122,8 @@ static void put_str(line_t *l, const char *key, const char *val, size_t max)
 
 void tg__accesslog_write(const tg_exchange_t *ex)
 {
-    if (log_out == NULL)
+    int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
+    if (fd < 0)
         return;
     const tg_client_info_t *c = ex->client;
     line_t l;
@@ -117,6 +156,8 @@ void tg__accesslog_write(const tg_exchange_t *ex)
         l.n = sizeof(l.buf) - 3;
     l.buf[l.n++] = '}';
     l.buf[l.n++] = '\n';
-    fwrite(l.buf, 1, l.n, log_out);
-    fflush(log_out);
+    /* One write with O_APPEND: lines of different workers never mix. A full disk or a
+     * closed pipe loses the line, never blocks or kills a worker. */
+    ssize_t rc = write(fd, l.buf, l.n);
+    (void)rc;
 }

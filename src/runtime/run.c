@@ -66,19 +66,11 @@ static tg_generation_t *load(const char *path, tg_errors_t *errs)
     return tg_generation_build(cfg, errs);
 }
 
-static FILE *open_access_log(const tg_config_t *cfg)
+static void open_access_log(const tg_config_t *cfg)
 {
     const char *where = cfg->global.access_log;
-    if (strcmp(where, "off") == 0)
-        return NULL;
-    if (strcmp(where, "stderr") == 0)
-        return stderr;
-    if (strcmp(where, "stdout") == 0)
-        return stdout;
-    FILE *f = fopen(where, "a");
-    if (f == NULL)
+    if (tg_accesslog_open(where) != 0)
         tg_log_error("cannot open access log %s: %s", where, strerror(errno));
-    return f;
 }
 
 /* ---- open-files limit ---------------------------------------------------------------- */
@@ -223,8 +215,7 @@ uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *err
     log_warnings(errs);
     tg_log_set_level(g->cfg->global.log_level);
     if (strcmp(rt->published->cfg->global.access_log, g->cfg->global.access_log) != 0) {
-        /* The old FILE stays open: a worker may be writing a line to it right now. */
-        tg_accesslog_open(open_access_log(g->cfg));
+        open_access_log(g->cfg);
     }
     tg_backends_inherit(g->backends, g->cfg->nbackends, rt->published->backends,
                         rt->published->cfg->nbackends);
@@ -376,16 +367,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 static void on_reopen(evutil_socket_t sig, short what, void *arg)
 {
     tg_runtime_t *rt = arg;
-    FILE *old = tg_accesslog_file();
-    const tg_config_t *cfg = rt->published->cfg;
-    if (old == NULL || old == stderr || old == stdout)
+    const char *where = rt->published->cfg->global.access_log;
+    if (strcmp(where, "off") == 0 || strcmp(where, "stderr") == 0 || strcmp(where, "stdout") == 0)
         return;
-    FILE *f = open_access_log(cfg);
-    if (f == NULL)
-        return;
-    /* Workers may be writing to the old FILE right now; it is left open (one per
-     * SIGUSR1) rather than closed under them. */
-    tg_accesslog_open(f);
+    open_access_log(rt->published->cfg);
     tg_log_info("access log reopened");
 }
 
@@ -464,7 +449,7 @@ int tg_runtime_run(const char *path, bool daemonize)
     }
     if (write_pid_file(cfg->global.pid_file) != 0)
         tg_log_warn("cannot write pid file %s: %s", cfg->global.pid_file, strerror(errno));
-    tg_accesslog_open(open_access_log(cfg));
+    open_access_log(cfg);
 
     rt.base = event_base_new();
     publish(&rt, gen);
@@ -531,9 +516,7 @@ int tg_runtime_run(const char *path, bool daemonize)
     free(watchers);
     free(rt.workers);
     free(rt.quic_peers);
-    FILE *al = tg_accesslog_file();
-    if (al != NULL && al != stderr && al != stdout)
-        fclose(al);
+    tg_accesslog_close();
     tg_log_info("stopped");
     return 0;
 }

@@ -2,6 +2,8 @@
 path no client can break"): each test reproduces one defect found at cc07d57 against the
 running daemon with real peers, and must fail on that code."""
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -274,6 +276,40 @@ class TestHttp10(tg.TestCase):
         self.assertNotIn(b"transfer-encoding", head.lower(), head)
         self.assertEqual(len(body), 5000, head)
         self.assertEqual(body, b"".join(tg.pattern_chunks(5000)))
+
+
+class TestAccessLogReopen(tg.TestCase):
+    """logrotate's way (rename, then SIGUSR1) and reloads that move the access log: each
+    line lands in the current file, and no descriptor is left behind (one FILE leaked per
+    SIGUSR1 or per such reload before)."""
+
+    def fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.daemon.proc.pid))
+
+    def test_rotation_and_moves_leak_nothing(self):
+        log = os.path.join(self.dir, "access.log")
+        port = tg.free_port()
+        cfg = self.config(access_log=log)
+        cfg["backends"]["app"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["main"] = tg.https_listener(port, "app")
+        d = self.start(cfg)
+        self.assertEqual(tg.get(port, "/first").status, 200)
+        base = self.fds()
+        for i in range(12):
+            os.rename(log, log + ".%d" % i)
+            d.signal(signal.SIGUSR1)
+            self.wait_for(lambda: d.stderr_text().count("access log reopened") > i,
+                          msg="the reopen")
+            self.assertEqual(tg.get(port, "/rotated-%d" % i).status, 200)
+            self.assertEqual([e["path"] for e in d.wait_access_log(
+                lambda e: e["path"] == "/rotated-%d" % i, path=log)], ["/rotated-%d" % i])
+        for i in range(12):
+            cfg["global"]["access_log"] = os.path.join(self.dir, "moved-%d.log" % i)
+            d.sighup_reload(cfg)
+            self.assertEqual(tg.get(port, "/moved-%d" % i).status, 200)
+            self.assertTrue(d.wait_access_log(lambda e: e["path"] == "/moved-%d" % i,
+                                              path=cfg["global"]["access_log"]))
+        self.assertLessEqual(self.fds(), base + 1, "descriptors after 24 reopenings")
 
 
 class TestPipelining(tg.TestCase):
