@@ -54,6 +54,10 @@ typedef struct tg_tls_stats_s {
     char *listener;
     atomic_ulong handshakes; /* completed */
     atomic_ulong failures[TG_TLS_FAIL_COUNT];
+    /* The log lines of failures, limited per window (a scanner makes thousands). */
+    _Atomic uint64_t _log_window_ms;
+    atomic_uint _logged; /* lines written in this window */
+    atomic_uint _quiet;  /* failures not written in this window */
     struct tg_tls_stats_s *_next;
 } tg_tls_stats_t;
 

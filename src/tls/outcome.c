@@ -130,6 +130,35 @@ static unsigned long take_errors(char *text, size_t size)
     return first_ssl != 0 ? first_ssl : first;
 }
 
+/* Per listener and window, the first LOG_BURST failures get their own line; the rest
+ * are counted and summed up in one line when the next window opens. A scanner or a
+ * misconfigured client fleet makes thousands a second: the log stays readable, and the
+ * metric counts every one of them exactly. */
+#define LOG_WINDOW_MS 10000
+#define LOG_BURST 20
+
+static bool may_log(tg_tls_stats_t *st, const char *listener)
+{
+    if (st == NULL)
+        return true;
+    uint64_t now = tg_now_ms();
+    uint64_t start = atomic_load_explicit(&st->_log_window_ms, memory_order_relaxed);
+    if (now - start >= LOG_WINDOW_MS &&
+        atomic_compare_exchange_strong(&st->_log_window_ms, &start, now)) {
+        unsigned quiet = atomic_exchange(&st->_quiet, 0);
+        atomic_store(&st->_logged, 0);
+        if (quiet > 0)
+            tg_log_warn("listener \"%s\": %u more TLS handshake failures were not logged "
+                        "one by one (at most %d lines each %d s; "
+                        "tollgate_handshake_failures_total counts them all)",
+                        listener, quiet, LOG_BURST, LOG_WINDOW_MS / 1000);
+    }
+    if (atomic_fetch_add_explicit(&st->_logged, 1, memory_order_relaxed) < LOG_BURST)
+        return true;
+    atomic_fetch_add_explicit(&st->_quiet, 1, memory_order_relaxed);
+    return false;
+}
+
 void tg_tls_handshake_failed(const tg_tls_listener_t *tl, SSL *ssl, const char *listener,
                              const char *client_addr)
 {
@@ -146,6 +175,8 @@ void tg_tls_handshake_failed(const tg_tls_listener_t *tl, SSL *ssl, const char *
     tg_tls_fail_t reason = tg__tls_fail_classify(vf, err);
     if (tl->stats != NULL)
         atomic_fetch_add_explicit(&tl->stats->failures[reason], 1, memory_order_relaxed);
+    if (!may_log(tl->stats, listener))
+        return;
 
     if (vf == NULL) {
         tg_log_warn("listener \"%s\": TLS handshake with %s failed: reason=%s (%s)", listener,

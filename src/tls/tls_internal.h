@@ -13,6 +13,13 @@
 #include "tollgate/tls.h"
 
 /* The process's ticket keys and the check of a decrypted ticket's session. 0 or -1. */
+/* tickets.c: ticket keys rotate every TG_TICKET_ROTATE_S; the previous epoch's still
+ * decrypt. The epoch now, the key of an epoch (0 or -1), and a clock for tests. */
+#define TG_TICKET_ROTATE_S (12 * 3600)
+uint64_t tg__tls_ticket_epoch(void);
+int tg__tls_ticket_key(uint64_t epoch, unsigned char name[16], unsigned char aes[32],
+                       unsigned char hmac[32]);
+void tg__tls_tickets_clock(uint64_t (*now_s)(void));
 int tg__tls_tickets_attach(SSL_CTX *ctx);
 void tg__tls_drain_errors(char *buf, size_t size);
 

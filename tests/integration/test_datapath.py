@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import unittest
+import urllib.request
 
 import tg
 
@@ -310,6 +311,37 @@ class TestAccessLogReopen(tg.TestCase):
             self.assertTrue(d.wait_access_log(lambda e: e["path"] == "/moved-%d" % i,
                                               path=cfg["global"]["access_log"]))
         self.assertLessEqual(self.fds(), base + 1, "descriptors after 24 reopenings")
+
+
+class TestScannerNoise(tg.TestCase):
+    """A scanner's failed handshakes: every one counted in the metric, but not every one a
+    log line (each was a warning line before)."""
+
+    def test_failures_are_counted_and_summarised(self):
+        admin = tg.free_port()
+        token = os.path.join(self.dir, "admin.token")
+        with open(token, "w") as f:
+            f.write("0123456789abcdef-token\n")
+        port = tg.free_port()
+        cfg = self.config(access_log="off")
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin, "token_file": token}
+        cfg["backends"]["app"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["scanned"] = tg.https_listener(port, "app")
+        d = self.start(cfg, ports=[port, admin])
+        n = 150
+        for _ in range(n):  # no suite in common: each handshake fails
+            self.assertEqual(tg.raw_client_hello(port, [0x000A])[0], "alert")
+        def counted():
+            req = urllib.request.Request("http://127.0.0.1:%d/metrics" % admin, headers={
+                "Authorization": "Bearer 0123456789abcdef-token"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                text = r.read().decode()
+            return sum(float(l.split()[-1]) for l in text.splitlines()
+                       if l.startswith('tollgate_handshake_failures_total{listener="scanned"'))
+        self.wait_for(lambda: counted() == n, msg="%d failures counted" % n)
+        lines = [l for l in d.stderr_text().splitlines()
+                 if 'listener "scanned": TLS handshake with' in l]
+        self.assertLessEqual(len(lines), 20, "%d lines for %d failures" % (len(lines), n))
 
 
 class TestPipelining(tg.TestCase):

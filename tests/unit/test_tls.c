@@ -852,6 +852,53 @@ static void test_expired_certificate_does_not_resume(void **state)
     X509_free(brief);
 }
 
+static uint64_t fake_now_s;
+static uint64_t fake_clock(void)
+{
+    return fake_now_s;
+}
+
+/* Ticket keys rotate every epoch: a ticket of the previous epoch still resumes (and gets
+ * a new ticket), one two epochs old does not; keys differ per epoch and name it. */
+static void test_ticket_keys_rotate(void **state)
+{
+    static const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    unsigned char n1[16], a1[32], h1[32], n2[16], a2[32], h2[32];
+    assert_int_equal(tg__tls_ticket_key(7, n1, a1, h1), 0);
+    assert_int_equal(tg__tls_ticket_key(8, n2, a2, h2), 0);
+    assert_memory_equal(n1, n2, 8); /* the process's prefix */
+    assert_int_equal(n1[15], 7);
+    assert_memory_not_equal(a1, a2, 32);
+    assert_memory_not_equal(h1, h2, 32);
+    assert_int_equal(tg__tls_ticket_key(7, n2, a2, h2), 0); /* deterministic */
+    assert_memory_equal(a1, a2, 32);
+
+    tg__tls_tickets_clock(fake_clock);
+    for (size_t v = 0; v < 2; v++) {
+        fixture_t *f = fixture_new(v ? "unit-rotate-13" : "unit-rotate-12", false, 3, 0);
+        SSL_CTX *cctx = client_ctx(versions[v], NULL);
+        fake_now_s = 1000ull * TG_TICKET_ROTATE_S + 60;
+        result_t first = handshake(f, cctx, NULL);
+        assert_true(first.ok);
+        fake_now_s += TG_TICKET_ROTATE_S; /* the next epoch: still resumes */
+        result_t r = handshake(f, cctx, first.session);
+        assert_true(r.ok);
+        if (!r.resumed)
+            fail_msg("TLS 1.%d: a ticket of the previous epoch did not resume", v ? 3 : 2);
+        SSL_SESSION_free(r.session);
+        fake_now_s += TG_TICKET_ROTATE_S; /* two epochs on: rotated out */
+        r = handshake(f, cctx, first.session);
+        assert_true(r.ok);
+        if (r.resumed)
+            fail_msg("TLS 1.%d: a ticket two epochs old resumed", v ? 3 : 2);
+        SSL_SESSION_free(r.session);
+        SSL_SESSION_free(first.session);
+        SSL_CTX_free(cctx);
+        fixture_free(f);
+    }
+    tg__tls_tickets_clock(NULL);
+}
+
 static void test_stats_by_listener_id(void **state)
 {
     tg_tls_stats_t *a = tg_tls_stats_get("unit-stats-a");
@@ -877,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_mtls_chain_trust),
         cmocka_unit_test(test_peer_valid_at),
         cmocka_unit_test(test_expired_certificate_does_not_resume),
+        cmocka_unit_test(test_ticket_keys_rotate),
         cmocka_unit_test(test_stats_by_listener_id),
     };
     return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
