@@ -598,6 +598,8 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
         /* Nobody wants these bytes any more (a fixed answer, or an early response):
          * take them so the connection can reach its next request. */
         ex->bytes_in += len;
+        if (ex->req_body == TG_HTTP_BODY_LENGTH && ex->state != TG_EX_DONE)
+            ex->req_remaining -= len; /* within it: checked above */
         if (last && ex->state != TG_EX_DONE) {
             ex->req_done = true;
             finish(ex, true);

@@ -248,6 +248,29 @@ static void test_body_of_the_right_length(void **state)
     world_free(w);
 }
 
+/* A fixed answer takes the body in pieces too, counted against Content-Length. */
+static void test_fixed_answer_takes_a_body_in_pieces(void **state)
+{
+    const char *yaml = "version: 1\nbackends:\n  app: {fixed_response: {body: ok}}\n";
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    tg_backends_free(w->backends, w->cfg->nbackends);
+    tg_config_free(w->cfg);
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    w->cfg = tg_config_parse(yaml, strlen(yaml), "t.yaml", &errs);
+    assert_non_null(w->cfg);
+    tg_errors_free(&errs);
+    w->backends = tg_backends_new(w->cfg);
+    start(w, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n");
+    assert_int_equal(fake.status, 200);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tg_exchange_write_body(&w->ex, "abc", 3, i == 2), 3);
+    assert_int_equal(fake.status, 200);
+    assert_int_equal(fake.finished, 1);
+    assert_true(fake.ok);
+    world_free(w);
+}
+
 /* A response the proxy cannot use is a 502 for this request and no failure of the
  * server: with max_fails 1 it would otherwise be out now. */
 static void test_unusable_response_does_not_count(void **state)
@@ -301,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_body_longer_than_content_length),
         cmocka_unit_test(test_body_shorter_than_content_length),
         cmocka_unit_test(test_body_of_the_right_length),
+        cmocka_unit_test(test_fixed_answer_takes_a_body_in_pieces),
         cmocka_unit_test(test_unusable_response_does_not_count),
         cmocka_unit_test(test_reset_counts),
     };
