@@ -21,9 +21,11 @@
 /* Stateless resets one worker sends per second: enough for every lost connection after a
  * restart, too few to be a reflector. */
 #define RESETS_PER_SECOND 1000
-/* Datagrams waiting for another worker: a bound, so a flood of ids that name a busy worker
- * costs dropped datagrams, not memory. */
+/* Datagrams waiting for another worker: bounds in bytes (datagrams can be up to 64 KiB)
+ * and in count, so a flood of ids that name a busy worker costs dropped datagrams, not
+ * memory: at most INBOX_MAX_BYTES per worker. */
 #define INBOX_MAX 4096
+#define INBOX_MAX_BYTES (4u * 1024 * 1024)
 
 ngtcp2_tstamp tg__quic_now(void)
 {
@@ -100,9 +102,8 @@ static void send_version_negotiation(const tg__dgram_t *d, const ngtcp2_version_
     uint8_t buf[256];
     uint8_t rnd;
     (void)gnutls_rnd(GNUTLS_RND_NONCE, &rnd, 1);
-    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buf, sizeof buf, rnd, vc->scid,
-                                                          vc->scidlen, vc->dcid, vc->dcidlen,
-                                                          versions, 1);
+    ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+        buf, sizeof buf, rnd, vc->scid, vc->scidlen, vc->dcid, vc->dcidlen, versions, 1);
     if (n > 0)
         send_reply(d, buf, (size_t)n);
 }
@@ -163,11 +164,12 @@ static void handoff(tg_quic_server_t *s, unsigned worker, const tg__dgram_t *d)
     copy->lst = NULL; /* our generation's listener means nothing to the peer */
     copy->handed = true;
     pthread_mutex_lock(&peer->inbox_lock);
-    bool room = peer->ninbox < INBOX_MAX;
+    bool room = peer->ninbox < INBOX_MAX && peer->inbox_bytes + d->len <= INBOX_MAX_BYTES;
     size_t queued = 0;
     if (room) {
         *peer->inbox_tail = copy;
         peer->inbox_tail = &copy->next;
+        peer->inbox_bytes += d->len;
         queued = ++peer->ninbox;
     }
     pthread_mutex_unlock(&peer->inbox_lock);
@@ -210,9 +212,9 @@ static void accept_new(tg_quic_server_t *s, const tg__dgram_t *d)
             retried = validated = true;
             break;
         case TG_QUIC_TOKEN_NEW_TOKEN:
-            validated = tg_quic_token_verify(hd.token.base, hd.token.len, TG_QUIC_TOKEN_NEW_TOKEN,
-                                             sa, d->remote_len, now, NULL, NULL) ==
-                        TG_QUIC_TOKEN_OK;
+            validated =
+                tg_quic_token_verify(hd.token.base, hd.token.len, TG_QUIC_TOKEN_NEW_TOKEN, sa,
+                                     d->remote_len, now, NULL, NULL) == TG_QUIC_TOKEN_OK;
             break;
         default:
             break; /* another server's token: as good as none */
@@ -273,6 +275,7 @@ static void on_inbox(evutil_socket_t fd, short what, void *arg)
     s->inbox = NULL;
     s->inbox_tail = &s->inbox;
     s->ninbox = 0;
+    s->inbox_bytes = 0;
     pthread_mutex_unlock(&s->inbox_lock);
     while (list != NULL) {
         tg__dgram_t *d = list;
@@ -347,7 +350,8 @@ void tg_quic_on_readable(tg_quic_server_t *s, int fd, const struct sockaddr *bou
     }
 }
 
-/* ---- the server's life ------------------------------------------------------------------------ */
+/* ---- the server's life ------------------------------------------------------------------------
+ */
 
 tg_quic_server_t *tg_quic_server_new(const tg_quic_server_conf_t *conf)
 {

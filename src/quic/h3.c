@@ -12,6 +12,10 @@
  * backend; it resumes once acknowledgements bring the queue under the low mark. */
 #define OUT_HIGH (512u * 1024)
 #define OUT_LOW (128u * 1024)
+/* The same over all streams of a connection: a client that opens its 100 streams and
+ * withholds ACKs or credit would otherwise pin 100 x OUT_HIGH of response data. */
+#define CONN_OUT_HIGH (2u * 1024 * 1024)
+#define CONN_OUT_LOW (1u * 1024 * 1024)
 #define CHUNK_MIN (16u * 1024)
 
 struct tg__qchunk_s {
@@ -107,6 +111,7 @@ void tg__h3_stream_free(tg__h3stream_t *st)
         tg_exchange_abort(&st->ex);
     if (st->route_gen != NULL)
         tg_generation_unref(st->route_gen);
+    c->out_buffered -= st->unacked;
     while (st->head != NULL) {
         tg__qchunk_t *k = st->head;
         st->head = k->next;
@@ -130,9 +135,8 @@ void tg__h3_stream_free(tg__h3stream_t *st)
 
 /* ---- response: the proxy's callbacks ------------------------------------------------------ */
 
-static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec *vec,
-                               size_t veccnt, uint32_t *pflags, void *conn_user_data,
-                               void *stream_user_data)
+static nghttp3_ssize read_data(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec *vec, size_t veccnt,
+                               uint32_t *pflags, void *conn_user_data, void *stream_user_data)
 {
     (void)h3;
     (void)stream_id;
@@ -187,6 +191,21 @@ static void queue_bytes(tg__h3stream_t *st, const char *data, size_t len)
         data += take;
         len -= take;
         st->unacked += take;
+        st->conn->out_buffered += take;
+    }
+}
+
+/* Streams stopped by the connection's bound start again once it has drained enough; a
+ * resumed exchange may finish and free only its own stream, so `next` is taken first. */
+static void resume_blocked(tg__qconn_t *c)
+{
+    tg__h3stream_t *next;
+    for (tg__h3stream_t *st = c->streams; st != NULL && c->out_buffered < CONN_OUT_LOW; st = next) {
+        next = st->next;
+        if (st->out_blocked && st->unacked < OUT_LOW) {
+            st->out_blocked = false;
+            tg_exchange_resume_response(&st->ex);
+        }
     }
 }
 
@@ -199,7 +218,9 @@ static int acked_data(nghttp3_conn *h3, int64_t stream_id, uint64_t datalen, voi
     tg__h3stream_t *st = stream_user_data;
     if (st == NULL)
         return 0;
-    st->unacked -= datalen < st->unacked ? datalen : st->unacked;
+    size_t gone = datalen < st->unacked ? (size_t)datalen : st->unacked;
+    st->unacked -= gone;
+    st->conn->out_buffered -= gone;
     while (datalen > 0 && st->head != NULL) {
         tg__qchunk_t *k = st->head;
         size_t left = k->len - st->head_acked;
@@ -223,11 +244,13 @@ static int acked_data(nghttp3_conn *h3, int64_t stream_id, uint64_t datalen, voi
             st->tail = NULL;
         free(k);
     }
-    if (st->out_blocked && st->unacked < OUT_LOW) {
+    tg__qconn_t *c = st->conn;
+    if (st->out_blocked && st->unacked < OUT_LOW && c->out_buffered < CONN_OUT_LOW) {
         st->out_blocked = false;
         tg_exchange_resume_response(&st->ex);
     }
     stream_arm(st);
+    resume_blocked(c);
     return 0;
 }
 
@@ -245,8 +268,8 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
     nva[k++] = (nghttp3_nv){(uint8_t *)":status", (uint8_t *)status_text, 7, 3, 0};
     if (content_length >= 0) {
         int m = snprintf(clen_text, sizeof clen_text, "%lld", (long long)content_length);
-        nva[k++] = (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen_text, 14,
-                                (size_t)m, 0};
+        nva[k++] =
+            (nghttp3_nv){(uint8_t *)"content-length", (uint8_t *)clen_text, 14, (size_t)m, 0};
     }
     /* The proxy has dropped hop-by-hop fields already, and Content-Length unless the
      * answer has no body (a HEAD answer keeps the backend's). */
@@ -272,8 +295,8 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
     }
     static const nghttp3_data_reader reader = {read_data};
     /* -2: no body at all (HEAD, 204, 304): the HEADERS frame ends the stream. */
-    int rv = nghttp3_conn_submit_response(c->h3, st->id, nva, k,
-                                          content_length == -2 ? NULL : &reader);
+    int rv =
+        nghttp3_conn_submit_response(c->h3, st->id, nva, k, content_length == -2 ? NULL : &reader);
     if (rv != 0) {
         /* No way to answer: the backend is not read for nobody. */
         tg_exchange_abort(&st->ex);
@@ -293,7 +316,7 @@ static bool fe_send_body(tg_exchange_t *ex, const char *data, size_t len)
     queue_bytes(st, data, len);
     nghttp3_conn_resume_stream(c->h3, st->id);
     tg__qconn_kick(c);
-    if (st->unacked >= OUT_HIGH) {
+    if (st->unacked >= OUT_HIGH || c->out_buffered >= CONN_OUT_HIGH) {
         st->out_blocked = true;
         stream_arm(st);
         return false;
@@ -389,8 +412,13 @@ static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
     if (took < len) {
         /* Bounded by the stream window: we credit only what the exchange takes. */
         size_t need = tg_buf_len(&st->pending) + (len - took);
-        if (st->pending.data == NULL || need > st->pending.cap - st->pending.start)
-            tg_buf_grow(loop, &st->pending, need > TG_BUF_SIZE ? need : TG_BUF_SIZE);
+        if (st->pending.data == NULL || need > st->pending.cap) {
+            /* Doubling, not the exact need: growing by one DATA frame at a time re-copied
+             * the whole pending body for every frame. */
+            size_t cap = st->pending.cap * 2;
+            cap = cap > need ? cap : need;
+            tg_buf_grow(loop, &st->pending, cap > TG_BUF_SIZE ? cap : TG_BUF_SIZE);
+        }
         tg_buf_append(loop, &st->pending, data + took, len - took);
     }
     if (st->push_again)

@@ -30,7 +30,7 @@ typedef struct tg__quic_keys_s {
     uint8_t cid_key[TG__QUIC_CID_KEY_LEN];
     uint8_t reset_secret[TG__QUIC_RESET_SECRET_LEN];
     uint8_t ticket_secret[TG__QUIC_RESET_SECRET_LEN]; /* session-ticket keys derive from it */
-    uint64_t table_key[2]; /* SipHash key of the connection-id tables */
+    uint64_t table_key[2];                            /* SipHash key of the connection-id tables */
 } tg__quic_keys_t;
 
 /* The process keys, made on first use; NULL when the random generator failed. */
@@ -52,7 +52,7 @@ struct tg_quic_listener_s {
     const tg_conf_listener_t *conf;
     tg_sni_t sni;
     gnutls_certificate_credentials_t *creds; /* one per SNI slot */
-    gnutls_datum_t ticket_key;               /* per listener address: no cross-listener resumption */
+    gnutls_datum_t ticket_key; /* per listener address: no cross-listener resumption */
     uint8_t ticket_key_bytes[64];
     tg_tls_stats_t *stats;
 };
@@ -116,12 +116,13 @@ struct tg_quic_server_s {
     tg__dgram_t **inbox_tail;
     struct event inbox_ev;
     size_t ninbox;
+    size_t inbox_bytes; /* datagram bytes in the inbox */
     /* connections with something to send, flushed once per loop turn */
     struct event flush_ev;
     tg__qconn_t *dirty;
     uint64_t reset_second; /* stateless resets sent in this second of the clock */
     unsigned resets;
-    tg__dgram_t *rx;       /* the datagram being read, TG__QUIC_RX_MAX bytes of room */
+    tg__dgram_t *rx; /* the datagram being read, TG__QUIC_RX_MAX bytes of room */
     uint8_t txbuf[1500];
 };
 
@@ -137,13 +138,13 @@ typedef struct tg__h3stream_s {
     struct tg__h3stream_s *prev, *next;
     int64_t id;
     tg_http_fields_t fields; /* the request head as its fields arrive */
-    tg_http_request_t req; /* ... and as the proxy takes it */
+    tg_http_request_t req;   /* ... and as the proxy takes it */
     bool rejected;           /* answered by the proxy itself (reject_status); body dropped */
     int reject_status;
     tg_generation_t *route_gen; /* a newer generation than the connection's, held */
     bool headers_done;
-    bool started;            /* the exchange runs */
-    bool fin;                /* the client's stream is complete */
+    bool started; /* the exchange runs */
+    bool fin;     /* the client's stream is complete */
     /* request body the exchange did not take yet (bounded by the stream window) */
     tg_buf_t pending;
     /* response body for nghttp3: chunks from acked to written end */
@@ -151,14 +152,14 @@ typedef struct tg__h3stream_s {
     size_t head_acked;         /* bytes of head already acked */
     tg__qchunk_t *rd;          /* next chunk to offer, rd_off into it */
     size_t rd_off;
-    size_t unacked;            /* queued bytes not acked yet */
-    bool resp_eof;             /* the exchange finished: EOF after the last byte */
-    bool out_blocked;          /* send_body said no: resume when acks drain */
+    size_t unacked;   /* queued bytes not acked yet */
+    bool resp_eof;    /* the exchange finished: EOF after the last byte */
+    bool out_blocked; /* send_body said no: resume when acks drain */
     bool ex_active, ex_done;
-    bool body_over;            /* no more request body goes to the exchange */
-    bool timed_out;            /* the stream timer fired: it is never armed again */
-    bool pushing;              /* inside tg_exchange_write_body: no nested feeding */
-    bool push_again;           /* the exchange asked for body meanwhile */
+    bool body_over;  /* no more request body goes to the exchange */
+    bool timed_out;  /* the stream timer fired: it is never armed again */
+    bool pushing;    /* inside tg_exchange_write_body: no nested feeding */
+    bool push_again; /* the exchange asked for body meanwhile */
     tg_exchange_t ex;
 } tg__h3stream_t;
 
@@ -187,13 +188,14 @@ struct tg__qconn_s {
     bool counted_handshaking;
     bool failure_counted;
     bool goaway_sent;
-    bool closing;          /* CONNECTION_CLOSE written: closing period */
-    bool retried;          /* validated by a Retry token: no second Retry */
-    unsigned stragglers;   /* packets that came in during the closing period */
-    uint8_t *close_pkt;    /* resent in answer to packets during the closing period */
+    bool closing;        /* CONNECTION_CLOSE written: closing period */
+    bool retried;        /* validated by a Retry token: no second Retry */
+    unsigned stragglers; /* packets that came in during the closing period */
+    uint8_t *close_pkt;  /* resent in answer to packets during the closing period */
     size_t close_len;
     tg__h3stream_t *streams;
     size_t nstreams;
+    size_t out_buffered; /* response bytes queued over all streams, not acked yet */
     char sni[256];
     char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];
     tg_client_info_t client;
