@@ -10,7 +10,8 @@
 #include "proxy_internal.h"
 
 #define MAX_RESP_HEADERS 128
-#define MAX_TRIES 4 /* stale pooled connections are retried, fresh ones are not */
+#define MAX_TRIES 4   /* stale pooled connections are retried, fresh ones are not */
+#define FLUSH_AT 4096 /* request body bytes sent at once rather than at the loop's next turn */
 
 static void up_event(tg_upconn_t *uc, short what, void *arg);
 
@@ -635,8 +636,15 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
         ex->req_done = true;
     if (take < len)
         ex->fe_blocked = true;
-    if (ex->up != NULL && ex->up->connected && ex->state != TG_EX_CONNECTING)
-        flush_out(ex);
+    if (ex->up != NULL && ex->up->connected && ex->state != TG_EX_CONNECTING) {
+        /* A small piece that is not the last waits for the loop's next turn (the write
+         * event), so a client feeding 1-byte chunks costs one send per burst, not one per
+         * chunk; a full buffer or the end goes out at once. */
+        if (ex->req_done || take < len || tg_buf_len(&ex->out) >= FLUSH_AT)
+            flush_out(ex);
+        else
+            arm(ex);
+    }
     return take;
 }
 

@@ -248,6 +248,25 @@ static void test_body_of_the_right_length(void **state)
     world_free(w);
 }
 
+/* Small pieces of body wait for the loop's next turn and go out together: a client
+ * feeding 1-byte chunks must not cost a send() each. */
+static void test_small_pieces_are_coalesced(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:%u\"", "");
+    start(w, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char buf[8192];
+    backend_read(w, buf, sizeof(buf)); /* connected, the head is there */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(tg_exchange_write_body(&w->ex, "x", 1, false), 1);
+    /* Nothing sent yet from inside write_body ... */
+    assert_true(recv(w->bfd, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+    spin(w, 2);
+    /* ... and all of it in the next turn. */
+    ssize_t n = recv(w->bfd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    assert_int_equal(n, 50 * 6); /* "1\r\nx\r\n" each */
+    world_free(w);
+}
+
 /* A fixed answer takes the body in pieces too, counted against Content-Length. */
 static void test_fixed_answer_takes_a_body_in_pieces(void **state)
 {
@@ -324,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_body_longer_than_content_length),
         cmocka_unit_test(test_body_shorter_than_content_length),
         cmocka_unit_test(test_body_of_the_right_length),
+        cmocka_unit_test(test_small_pieces_are_coalesced),
         cmocka_unit_test(test_fixed_answer_takes_a_body_in_pieces),
         cmocka_unit_test(test_unusable_response_does_not_count),
         cmocka_unit_test(test_reset_counts),
