@@ -232,8 +232,8 @@ int tg_http_fields_finish(tg_http_fields_t *f, tg_http_request_t *req)
         f->_hs[kept++] = h;
     }
     if (ncookies > 1)
-        f->_hs[kept++] = (tg_http_header_t){"cookie", 6, f->_buf + cookie_off,
-                                            f->_len - cookie_off, TG_HDR_OTHER};
+        f->_hs[kept++] = (tg_http_header_t){"cookie", 6, f->_buf + cookie_off, f->_len - cookie_off,
+                                            TG_HDR_OTHER};
     if (have_authority)
         f->_hs[kept++] = (tg_http_header_t){"host", 4, f->_buf + aoff, alen, TG_HDR_HOST};
     f->_n = kept;

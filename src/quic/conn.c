@@ -110,9 +110,9 @@ static int app_error(tg__qconn_t *c, int h3rv)
     return NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
-static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                               uint64_t offset, const uint8_t *data, size_t datalen,
-                               void *user_data, void *stream_user_data)
+static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id, uint64_t offset,
+                               const uint8_t *data, size_t datalen, void *user_data,
+                               void *stream_user_data)
 {
     (void)offset;
     (void)stream_user_data;
@@ -176,8 +176,7 @@ static int stream_stop_sending_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t a
     return stream_reset_cb(qc, stream_id, 0, app_error_code, user_data, stream_user_data);
 }
 
-static int extend_max_remote_streams_bidi_cb(ngtcp2_conn *qc, uint64_t max_streams,
-                                             void *user_data)
+static int extend_max_remote_streams_bidi_cb(ngtcp2_conn *qc, uint64_t max_streams, void *user_data)
 {
     (void)qc;
     tg__qconn_t *c = from_user(user_data);
@@ -303,8 +302,8 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
         .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->local_len},
         .remote = {.addr = (ngtcp2_sockaddr *)&c->remote, .addrlen = c->remote_len},
     };
-    if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &callbacks,
-                               &settings, &params, NULL, c) != 0)
+    if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &callbacks, &settings,
+                               &params, NULL, c) != 0)
         goto fail;
     c->tls = tg__quic_session_new(c->lst->quic, &c->ref);
     if (c->tls == NULL)
@@ -424,8 +423,8 @@ static void close_conn(tg__qconn_t *c)
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_pkt_info pi;
     uint8_t *buf = c->srv->txbuf;
-    ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, buf, 1500,
-                                                        &c->ccerr, tg__quic_now());
+    ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, buf, 1500, &c->ccerr,
+                                                        tg__quic_now());
     if (n > 0) {
         c->close_pkt = tg_malloc((size_t)n);
         memcpy(c->close_pkt, buf, (size_t)n);
@@ -483,9 +482,9 @@ void tg__qconn_flush(tg__qconn_t *c)
         }
         uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
         ngtcp2_ssize ndata = -1;
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, s->txbuf, max, &ndata,
-                                                   flags, stream_id, (const ngtcp2_vec *)vec,
-                                                   (size_t)nvec, ts);
+        ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, s->txbuf, max, &ndata, flags, stream_id,
+                                      (const ngtcp2_vec *)vec, (size_t)nvec, ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
                 nghttp3_conn_block_stream(c->h3, stream_id);
@@ -546,8 +545,7 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
          * be able to point a stream of our packets at somebody else. */
         c->stragglers++;
         if (c->close_pkt != NULL && (c->stragglers & (c->stragglers - 1)) == 0 &&
-            tg_addr_equal((const struct sockaddr *)&d->remote,
-                          (const struct sockaddr *)&c->remote))
+            tg_addr_equal((const struct sockaddr *)&d->remote, (const struct sockaddr *)&c->remote))
             tg__quic_send(c->fd, (const struct sockaddr *)&d->local, d->local_len,
                           (const struct sockaddr *)&d->remote, d->remote_len, c->close_pkt,
                           c->close_len);
@@ -559,8 +557,8 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     };
     /* A request in this datagram is forwarded with the address it came from, even when
      * the datagram is the one that moves the connection to a new path. */
-    bool moved = !tg_addr_equal((const struct sockaddr *)&d->remote,
-                                (const struct sockaddr *)&c->remote);
+    bool moved =
+        !tg_addr_equal((const struct sockaddr *)&d->remote, (const struct sockaddr *)&c->remote);
     if (moved)
         tg_client_info_set_peer(&c->client, (const struct sockaddr *)&d->remote);
     int rv = ngtcp2_conn_read_pkt(c->qc, &path, NULL, d->data, d->len, tg__quic_now());

@@ -14,8 +14,8 @@
  * client whose one key share is P-256 with a HelloRetryRequest, a round trip for nothing;
  * every suite here is strong, so the client's order costs nothing. */
 #define PRIORITY                                                                                   \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"     \
-    "+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:"   \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"      \
+    "+AES-128-CCM:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:"    \
     "%DISABLE_TLS13_COMPAT_MODE"
 
 static gnutls_priority_t priority;
