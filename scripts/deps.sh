@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(cmake gcc make pkg-config libssl-dev libevent-dev libyaml-dev libcmocka-dev
-      openssl curl python3 clang libclang-rt-14-dev
+      openssl curl python3 clang clang-format libclang-rt-14-dev
       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client)
 if [[ "${1:-}" == "bench" ]]; then
     pkgs+=(wrk nginx-light haproxy nghttp2-client caddy)
