@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -19,6 +21,7 @@
 #define CONTROL_LINE_MAX 4200
 #define CONTROL_IO_TIMEOUT_S 5
 #define CONTROL_ANSWER_MAX (1024 * 1024)
+#define CONTROL_MAX_CONNS 16
 
 char *tg__control_path(const tg_config_t *cfg)
 {
@@ -29,16 +32,37 @@ char *tg__control_path(const tg_config_t *cfg)
     return tg_sprintf("%.*s.ctl", (int)n, pid);
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sun)
+/* bind() or connect() fd to the unix socket at path. sun_path holds 107 bytes; a longer
+ * path goes through its directory opened as /proc/self/fd/N, which the kernel resolves
+ * like any path, so any pid_file location works. Returns 0 or -1 with errno. */
+static int unix_op(int fd, const char *path, bool do_bind)
 {
-    memset(sun, 0, sizeof(*sun));
-    sun->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sun->sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int dirfd = -1;
+    if (strlen(path) < sizeof(sun.sun_path)) {
+        strcpy(sun.sun_path, path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        char *dir = slash != NULL ? tg_strndup(path, (size_t)(slash - path)) : tg_strdup(".");
+        dirfd = open(dir[0] != '\0' ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        free(dir);
+        if (dirfd < 0)
+            return -1;
+        int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "/proc/self/fd/%d/%s", dirfd,
+                         slash != NULL ? slash + 1 : path);
+        if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+            close(dirfd);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
     }
-    strcpy(sun->sun_path, path);
-    return 0;
+    int rc = do_bind ? bind(fd, (struct sockaddr *)&sun, sizeof(sun))
+                     : connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    int err = errno;
+    if (dirfd >= 0)
+        close(dirfd);
+    errno = err;
+    return rc;
 }
 
 static void set_timeouts(int fd)
@@ -59,70 +83,136 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
-static void answer(int fd, tg_runtime_t *rt, const char *line)
+/* ---- the server side: on the main thread's loop, never blocking it ---------------------- */
+
+/* The request line's answer into out. The reload itself runs here, on the main thread,
+ * as SIGHUP's does. */
+static void answer(struct evbuffer *out, tg_runtime_t *rt, const char *line)
 {
     if (strncmp(line, "reload ", 7) != 0) {
-        write_all(fd, "error\nunknown control command\n", 31);
+        evbuffer_add_printf(out, "error\nunknown control command\n");
         return;
     }
     tg_errors_t errs;
     tg_errors_init(&errs);
     uint64_t gen = tg__runtime_reload(rt, line + 7, &errs);
-    char *out = NULL;
-    size_t outlen = 0;
-    FILE *mem = open_memstream(&out, &outlen);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
     if (gen != 0)
         fprintf(mem, "ok %llu\n", (unsigned long long)gen);
     else
         fputs("error\n", mem);
     tg_errors_print(&errs, mem);
     fclose(mem);
-    write_all(fd, out, outlen);
-    free(out);
+    evbuffer_add(out, text, len < CONTROL_ANSWER_MAX ? len : CONTROL_ANSWER_MAX);
+    free(text);
     tg_errors_free(&errs);
 }
 
-/* The main thread does the whole exchange at once: control requests are rare, small,
- * and from the machine's owner, and a reload runs on this thread anyway. */
+static void control_gone(struct bufferevent *bev)
+{
+    tg_runtime_t *rt = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, (void **)&rt);
+    bufferevent_free(bev);
+    if (rt->ncontrol-- == CONTROL_MAX_CONNS && rt->control != NULL)
+        evconnlistener_enable(rt->control);
+}
+
+static void on_control_write(struct bufferevent *bev, void *arg)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        control_gone(bev);
+}
+
+static void on_control_event(struct bufferevent *bev, short what, void *arg)
+{
+    control_gone(bev); /* EOF, error or the timeout: a stalled client costs nothing more */
+}
+
+/* One line in, its answer out, closed: the line may come in any number of pieces, and
+ * waiting for them never blocks signals, health checks or the admin API. */
+static void on_control_read(struct bufferevent *bev, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = 0;
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+    if (line == NULL) {
+        if (evbuffer_get_length(in) >= CONTROL_LINE_MAX)
+            control_gone(bev);
+        return;
+    }
+    bufferevent_disable(bev, EV_READ);
+    answer(bufferevent_get_output(bev), rt, line);
+    free(line);
+    bufferevent_setcb(bev, NULL, on_control_write, on_control_event, rt);
+    bufferevent_enable(bev, EV_WRITE);
+}
+
 static void on_control(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                        void *arg)
 {
     tg_runtime_t *rt = arg;
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    set_timeouts(fd);
-    char line[CONTROL_LINE_MAX];
-    size_t got = 0;
-    while (got < sizeof(line) - 1) {
-        ssize_t n = read(fd, line + got, sizeof(line) - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (memchr(line, '\n', got) != NULL)
-            break;
+    struct bufferevent *bev = bufferevent_socket_new(rt->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        close(fd);
+        return;
     }
-    line[got] = '\0';
-    char *nl = strchr(line, '\n');
-    if (nl != NULL) {
-        *nl = '\0';
-        answer(fd, rt, line);
-    }
-    close(fd);
+    if (++rt->ncontrol == CONTROL_MAX_CONNS)
+        evconnlistener_disable(l);
+    struct timeval tv = {CONTROL_IO_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_LINE_MAX);
+    bufferevent_setcb(bev, on_control_read, NULL, on_control_event, rt);
+    bufferevent_enable(bev, EV_READ);
+}
+
+static void on_control_resume(evutil_socket_t fd, short what, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    if (rt->ncontrol < CONTROL_MAX_CONNS)
+        evconnlistener_enable(rt->control);
+}
+
+/* Out of fds: the connection stays in the backlog and the socket readable, so pause for a
+ * second rather than spin the main thread. */
+static void on_control_error(struct evconnlistener *l, void *arg)
+{
+    tg_runtime_t *rt = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return;
+    tg_log_warn("control socket: accept: %s; pausing it for 1 s", strerror(err));
+    evconnlistener_disable(l);
+    struct timeval tv = {1, 0};
+    evtimer_add(rt->control_resume, &tv);
 }
 
 int tg__control_listen(tg_runtime_t *rt, const tg_config_t *cfg)
 {
     rt->control_path = tg__control_path(cfg);
-    struct sockaddr_un sun;
-    if (unix_addr(rt->control_path, &sun) != 0)
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
         return -1;
     unlink(rt->control_path); /* a stale socket of an instance that died */
     mode_t old = umask(0077); /* the owner only: a reload is an admin action */
-    rt->control = evconnlistener_new_bind(rt->base, on_control, rt,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-                                          (struct sockaddr *)&sun, sizeof(sun));
+    int rc = unix_op(fd, rt->control_path, true);
     umask(old);
-    return rt->control != NULL ? 0 : -1;
+    if (rc != 0 || listen(fd, 16) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    rt->control = evconnlistener_new(rt->base, on_control, rt, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (rt->control == NULL) {
+        close(fd);
+        return -1;
+    }
+    rt->control_resume = evtimer_new(rt->base, on_control_resume, rt);
+    evconnlistener_set_error_cb(rt->control, on_control_error);
+    return 0;
 }
 
 void tg__control_close(tg_runtime_t *rt)
@@ -131,8 +221,11 @@ void tg__control_close(tg_runtime_t *rt)
         evconnlistener_free(rt->control);
         unlink(rt->control_path);
     }
-    free(rt->control_path);
     rt->control = NULL;
+    if (rt->control_resume != NULL)
+        event_free(rt->control_resume);
+    rt->control_resume = NULL;
+    free(rt->control_path);
     rt->control_path = NULL;
 }
 
@@ -153,11 +246,9 @@ int tg_runtime_reload_client(const char *config_path)
     char *path = tg__control_path(cfg);
     char *abs = realpath(config_path, NULL);
     tg_config_free(cfg);
-    struct sockaddr_un sun;
     int fd = -1, rc = 1;
-    if (abs == NULL || unix_addr(path, &sun) != 0 ||
-        (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+    if (abs == NULL || (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        unix_op(fd, path, false) != 0) {
         fprintf(stderr, "tollgate: cannot reach the running instance at %s: %s\n", path,
                 strerror(errno));
         goto out;

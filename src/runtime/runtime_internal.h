@@ -91,6 +91,8 @@ struct tg_runtime_s {
     _Atomic uint64_t reloads_ok;
     _Atomic uint64_t reloads_failed;
     struct evconnlistener *control; /* `tollgate reload` talks to us here */
+    struct event *control_resume;   /* ends a pause after accept ran out of fds */
+    unsigned ncontrol;              /* control connections open */
     struct tg_admin_s *admin;
     uint64_t started_ms;
     char *control_path;

@@ -344,6 +344,46 @@ class TestScannerNoise(tg.TestCase):
         self.assertLessEqual(len(lines), 20, "%d lines for %d failures" % (len(lines), n))
 
 
+class TestControlSocket(tg.TestCase):
+    """`tollgate reload` reaches the instance through a unix socket next to its pid file:
+    any path must work (sun_path holds 107 bytes), and a local client that connects and
+    says nothing must not stop the main thread (it read synchronously for 5 s)."""
+
+    def start_hello(self, run_dir):
+        port = tg.free_port()
+        cfg = self.config()
+        cfg["global"]["pid_file"] = os.path.join(run_dir, "tollgate.pid")
+        cfg["backends"]["app"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["main"] = tg.https_listener(port, "app")
+        return self.start(cfg), port
+
+    def test_long_socket_path(self):
+        deep = os.path.join(self.dir, *(["a-rather-long-directory-name"] * 5))
+        os.makedirs(deep)
+        d, port = self.start_hello(deep)
+        self.assertGreater(len(os.path.join(deep, "tollgate.ctl")), 108)
+        rc, out = tg.run_tollgate("reload", "-c", d.conf_path)
+        self.assertEqual(rc, 0, out + self.log_tail())
+        self.assertIn("generation 2", out)
+
+    def test_stalled_client_does_not_block(self):
+        d, port = self.start_hello(os.path.join(self.dir, "run"))
+        # The main loop runs once this is logged; the listening ports come up before it.
+        self.wait_for(lambda: " started: " in d.stderr_text(), msg="the start line")
+        time.sleep(0.3)
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(ctl.close)
+        ctl.connect(os.path.join(self.dir, "run", "tollgate.ctl"))
+        ctl.send(b"rel")  # and nothing more
+        time.sleep(0.2)
+        t = time.monotonic()
+        # (No SIGHUP here: a signal interrupts a blocking read and would hide the stall.)
+        rc, out = tg.run_tollgate("reload", "-c", d.conf_path)
+        self.assertEqual(rc, 0, out)
+        self.assertLess(time.monotonic() - t, 3.0, "the main thread waited on the stalled client")
+        self.assertEqual(tg.get(port, "/").status, 200)
+
+
 class TestPipelining(tg.TestCase):
     """100 pipelined requests on one connection all get their answers, in order, and the
     connection stays usable (it used to stop after 64 rounds of the state machine and
