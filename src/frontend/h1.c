@@ -292,10 +292,19 @@ static bool in_full(const tg_h1conn_t *c)
 /* Reading goes on during an exchange too, into the buffer's free room: that is how a
  * client's close is seen early and pipelined requests are read ahead. A full buffer is
  * the backpressure. */
+/* Responses waiting for the client to read them: at a buffer's worth, no further
+ * pipelined request is started (nor read), or a client that pipelines requests and never
+ * reads would make us hold every answer (150x its own bytes, for small pages). */
+static bool out_full(const tg_h1conn_t *c)
+{
+    return tg_buf_len(&c->out) >= TG_BUF_SIZE;
+}
+
 static bool want_read(const tg_h1conn_t *c)
 {
     switch (c->state) {
     case ST_HEAD:
+        return !out_full(c);
     case ST_LINGER:
         return true;
     case ST_EXCHANGE:
@@ -587,7 +596,7 @@ static void drive(tg_h1conn_t *c, bool readable)
             feed_body(c);
             continue;
         }
-        if (c->state == ST_HEAD && tg_buf_len(&c->in) > 0) {
+        if (c->state == ST_HEAD && tg_buf_len(&c->in) > 0 && !out_full(c)) {
             size_t before = tg_buf_len(&c->in);
             parse_heads(c);
             if (c->state == ST_HEAD && tg_buf_len(&c->in) == before && !want_read(c))
@@ -700,29 +709,52 @@ void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, sock
     drive(c, true);
 }
 
+/* A connection asked to finish: stopping, its listener removed, or its client verification
+ * changed. Returns true when it was freed. Answers already made are always delivered
+ * first (a connection between requests may still be flushing them); a request already
+ * read in part is served, unless drop_partial: under verification that no longer holds,
+ * only a request in flight at that moment finishes (SPEC §7 rule 3). */
+static bool wind_down(tg_h1conn_t *c, bool drop_partial)
+{
+    c->keep_alive = false;
+    if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->out) == 0 &&
+                                     (tg_buf_len(&c->in) == 0 || drop_partial))) {
+        conn_free(c);
+        return true;
+    }
+    if (c->state == ST_HEAD && (tg_buf_len(&c->in) == 0 || drop_partial)) {
+        tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
+        c->state = ST_CLOSING; /* once the answers are out */
+        kick(c);
+    }
+    return false;
+}
+
 void tg_h1_drain(tg_h1_server_t *srv)
 {
     srv->draining = true;
     tg_h1conn_t *next;
     for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->in) == 0))
-            conn_free(c);
-        else
-            c->keep_alive = false; /* closes after the current response */
+        wind_down(c, false);
     }
     if (srv->nconns == 0 && srv->on_drained != NULL)
         srv->on_drained(srv->arg);
 }
 
-/* Whether gen still has c's listener, verifying clients as it did when c was accepted.
- * A connection let in without a certificate (or under CAs, CRLs or a depth since changed)
- * must not go on sending requests once the operator tightened the check (SPEC §7 rule 3). */
-static bool listener_kept(const tg_h1conn_t *c, const tg_generation_t *gen)
+enum { KEPT, GONE, REVERIFY };
+
+/* What becomes of c's listener in gen: kept, removed, or verifying clients otherwise. A
+ * connection let in without a certificate (or under CAs, CRLs or a depth since changed)
+ * must not go on sending requests once the operator tightened the check. */
+static int listener_fate(const tg_h1conn_t *c, const tg_generation_t *gen)
 {
     const tg_listener_rt_t *l = tg_generation_listener(gen, c->lst->conf);
-    return l != NULL &&
-           memcmp(l->tls.verify_id, c->lst->tls.verify_id, sizeof(l->tls.verify_id)) == 0;
+    if (l == NULL)
+        return GONE;
+    return memcmp(l->tls.verify_id, c->lst->tls.verify_id, sizeof(l->tls.verify_id)) == 0
+               ? KEPT
+               : REVERIFY;
 }
 
 size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms)
@@ -730,14 +762,10 @@ size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t de
     tg_h1conn_t *next;
     for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->retire_at_ms != 0 || listener_kept(c, gen))
+        int fate = c->retire_at_ms != 0 ? KEPT : listener_fate(c, gen);
+        if (fate == KEPT || wind_down(c, fate == REVERIFY))
             continue;
-        if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->in) == 0)) {
-            conn_free(c);
-            continue;
-        }
         c->retire_at_ms = deadline_ms;
-        c->keep_alive = false;
         srv->nretiring++;
     }
     return srv->nretiring;

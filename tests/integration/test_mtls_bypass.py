@@ -351,6 +351,22 @@ class TestReloadTightensOpenConnections(MtlsCase, tg.TestCase):
         paths = [q["path"] for q in self.be.requests()]
         self.assertEqual(paths, ["/echo?first", "/slow?ms=1500"])
 
+    def test_half_sent_request_is_not_served_after_mutual_auth_on(self):
+        # One byte of the next head in flight at the reload must not buy a request under
+        # verification that no longer holds: only requests in flight then may finish.
+        with tg.tls_connect(self.port, self.ctx(None)) as s:
+            s.sendall(b"G")
+            time.sleep(0.3)
+            self.reload_with(mtls(["mtls-root"]))
+            try:
+                s.sendall(b"ET /after-mtls-on HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                s.settimeout(5)
+                data = s.recv(4096)
+            except (OSError, ssl.SSLError):
+                data = b""
+        self.assertEqual(data, b"", data)
+        self.assertEqual(self.be.requests("/after-mtls-on"), [])
+
     def test_changed_verification_closes_verified_connections(self):
         self.reload_with(mtls(["mtls-root"]))
         for change in ({"enabled": True, "ca_certificates": ["mtls-root"], "verify_depth": 2},
