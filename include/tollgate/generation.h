@@ -15,7 +15,7 @@
 
 typedef struct tg_listener_rt_s {
     const tg_conf_listener_t *conf;
-    tg_tls_listener_t tls; /* https only */
+    tg_tls_listener_t tls;           /* https only */
     struct tg_quic_listener_s *quic; /* quic only */
     tg_backend_t *backend;
     char *alt_svc; /* value of the Alt-Svc header to add, or NULL */

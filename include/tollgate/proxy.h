@@ -91,6 +91,7 @@ struct tg_exchange_s {
     int state;
     int tries;         /* fresh connections after stale pooled ones */
     int servers_tried; /* other servers after the first failed */
+    uint64_t tried;    /* tg_backend_server_bit of each server tried */
     struct event timer;
     bool timer_set;
     /* response */

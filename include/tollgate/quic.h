@@ -121,12 +121,13 @@ typedef struct tg_quic_server_s tg_quic_server_t;
 
 typedef struct tg_quic_server_conf_s {
     tg_loop_t *loop;
-    unsigned worker;                 /* this worker's id: named by every connection id */
+    unsigned worker; /* this worker's id: named by every connection id */
     unsigned nworkers;
     tg_quic_server_t *_Atomic *peers; /* nworkers slots, filled as workers start: handoff */
-    tg_generation_t *const *current; /* the worker's generation: new requests route by it */
-    atomic_ulong *process_conns;     /* all workers, for global.limits.max_connections */
-    void (*on_drained)(void *arg);   /* while draining: the last connection is gone */
+    tg_generation_t *const *current;  /* the worker's generation: new requests route by it */
+    atomic_ulong *process_conns;      /* all workers, for global.limits.max_connections */
+    atomic_ulong *max_conns;          /* that limit as the open-files limit fits it */
+    void (*on_drained)(void *arg);    /* while draining: the last connection is gone */
     void *arg;
 } tg_quic_server_conf_t;
 

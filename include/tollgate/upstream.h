@@ -41,9 +41,13 @@ void tg_backends_free(tg_backend_t *backends, size_t n);
  * published. */
 void tg_backends_inherit(tg_backend_t *nb, size_t nn, const tg_backend_t *ob, size_t on);
 
-/* Pick a server for a new exchange, skipping `exclude` (a server that just failed; NULL
- * for none). NULL when no server is healthy. Increments the server's `active`. */
-tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, const tg_upstream_server_t *exclude);
+/* Pick a server for a new exchange, skipping the servers whose bits are set in skip
+ * (those tried already). Servers out for passive failures are taken again when no other
+ * is left; NULL when no server passes its active checks. Increments the server's
+ * `active`. */
+tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, uint64_t skip);
+/* s's bit for the skip set of tg_backend_pick (servers past the 64th have none). */
+uint64_t tg_backend_server_bit(const tg_backend_t *b, const tg_upstream_server_t *s);
 void tg_backend_done(tg_upstream_server_t *s);
 /* Passive detection (SPEC §5): s, a server of b, failed to connect, reset before its
  * response head, or timed out. max_fails of them within fail_timeout take it out for

@@ -161,9 +161,10 @@ static void refill_head(tg_exchange_t *ex)
 static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed)
 {
     release_upstream(ex, false);
+    ex->tried |= tg_backend_server_bit(ex->backend, failed);
     if ((size_t)++ex->servers_tried >= ex->backend->nservers)
         return false;
-    ex->server = tg_backend_pick(ex->backend, failed);
+    ex->server = tg_backend_pick(ex->backend, ex->tried);
     if (ex->server == NULL)
         return false;
     ex->server_text = ex->server->conf->text;
@@ -172,11 +173,25 @@ static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed)
 }
 
 /* Nothing was sent yet, so any request may go to another server. */
+/* This machine's own shortage (descriptors, memory, local ports), not the server's. */
+static bool local_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL;
+}
+
 static void connect_failed(tg_exchange_t *ex, int err)
 {
     tg_upstream_server_t *failed = ex->server;
     tg_log_warn("backend \"%s\" server %s: connect failed: %s", ex->backend->conf->id,
                 failed->conf->text, strerror(err));
+    /* Out of fds, a local error would take out every server it tried, and stay with them
+     * after the fds came back: it is a 502 for this request, and another server would
+     * fail the same way. */
+    if (local_error(err)) {
+        tg_exchange_fail(ex, 502);
+        return;
+    }
     tg_backend_server_failed(ex->backend, failed);
     if (!try_elsewhere(ex, failed))
         tg_exchange_fail(ex, 502);
@@ -211,10 +226,15 @@ static void upstream_broken(tg_exchange_t *ex, const char *why)
 {
     tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
     if (!ex->resp_head_sent) {
+        /* A stale pooled connection is no sign of a dead server, and a backend that gives
+         * up on a request whose client is slow to send it (a read timeout of its own) is
+         * the client's doing: neither counts, or a client could take servers out. */
+        bool stale = ex->up != NULL && ex->up->reused && tg_buf_len(&ex->up->in) == 0;
         if (retry_stale(ex))
             return;
         tg_upstream_server_t *failed = ex->server;
-        tg_backend_server_failed(ex->backend, failed);
+        if (!stale && ex->req_done)
+            tg_backend_server_failed(ex->backend, failed);
         bool whole = !ex->sent;
         if (whole || (ex->idempotent && ex->head_copy.data != NULL)) {
             if (!whole)
@@ -575,7 +595,7 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
         tg_buf_grow(loop, &ex->head_copy, ex->out.cap);
         tg_buf_append(loop, &ex->head_copy, tg_buf_head(&ex->out), tg_buf_len(&ex->out));
     }
-    ex->server = tg_backend_pick(backend, NULL);
+    ex->server = tg_backend_pick(backend, 0);
     if (ex->server == NULL) {
         tg_exchange_fail(ex, 503);
         return;

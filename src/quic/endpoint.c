@@ -188,10 +188,14 @@ static void accept_new(tg_quic_server_t *s, const tg__dgram_t *d)
     if (d->lst == NULL || d->lst->quic == NULL || s->draining ||
         ngtcp2_accept(&hd, d->data, d->len) != 0 || hd.type != NGTCP2_PKT_INITIAL)
         return; /* a 0-RTT packet ahead of its Initial, or a stopping worker: drop */
-    const tg_config_t *cfg = (*s->conf.current)->cfg;
+    /* The runtime's limit, not the config's: max_connections lowered to what the
+     * open-files limit holds, as HTTPS accepts use (a QUIC connection's requests need
+     * backend descriptors as much as a TCP one's). */
+    unsigned long max = s->conf.max_conns != NULL
+                            ? atomic_load_explicit(s->conf.max_conns, memory_order_relaxed)
+                            : (*s->conf.current)->cfg->global.limits.max_connections;
     if (s->nhandshaking >= MAX_HANDSHAKES ||
-        atomic_load_explicit(s->conf.process_conns, memory_order_relaxed) >=
-            cfg->global.limits.max_connections)
+        atomic_load_explicit(s->conf.process_conns, memory_order_relaxed) >= max)
         return;
 
     ngtcp2_cid odcid;

@@ -304,6 +304,7 @@ int tg__worker_start(tg_worker_t *w)
         .peers = rt->quic_peers,
         .current = &w->gen,
         .process_conns = &rt->conns,
+        .max_conns = &rt->max_conns,
         .on_drained = on_drained,
         .arg = w,
     };

@@ -37,20 +37,33 @@ bool tg_backend_server_usable(const tg_upstream_server_t *s, uint64_t now_ms)
            atomic_load_explicit(&s->out_until_ms, memory_order_relaxed) <= now_ms;
 }
 
-static tg_upstream_server_t *pick_round_robin(tg_backend_t *b, const tg_upstream_server_t *ex,
-                                              uint64_t now)
+static bool skipped(const tg_backend_t *b, const tg_upstream_server_t *s, uint64_t skip)
+{
+    size_t i = (size_t)(s - b->servers);
+    return i < 64 && ((skip >> i) & 1);
+}
+
+/* passive: whether a server out for passive failures counts as usable (the second pass). */
+static bool usable(const tg_upstream_server_t *s, uint64_t now, bool passive)
+{
+    return passive ? atomic_load_explicit(&s->health_up, memory_order_relaxed)
+                   : tg_backend_server_usable(s, now);
+}
+
+static tg_upstream_server_t *pick_round_robin(tg_backend_t *b, uint64_t skip, uint64_t now,
+                                              bool passive)
 {
     unsigned start = atomic_fetch_add_explicit(&b->_rr, 1, memory_order_relaxed);
     for (size_t i = 0; i < b->nservers; i++) {
         tg_upstream_server_t *s = &b->servers[(start + i) % b->nservers];
-        if (s != ex && tg_backend_server_usable(s, now))
+        if (!skipped(b, s, skip) && usable(s, now, passive))
             return s;
     }
     return NULL;
 }
 
-static tg_upstream_server_t *pick_least_conn(tg_backend_t *b, const tg_upstream_server_t *ex,
-                                             uint64_t now)
+static tg_upstream_server_t *pick_least_conn(tg_backend_t *b, uint64_t skip, uint64_t now,
+                                             bool passive)
 {
     /* Ties go round robin, so an idle pool does not send everything to the first server. */
     unsigned start = atomic_fetch_add_explicit(&b->_rr, 1, memory_order_relaxed);
@@ -58,7 +71,7 @@ static tg_upstream_server_t *pick_least_conn(tg_backend_t *b, const tg_upstream_
     unsigned best_active = 0;
     for (size_t i = 0; i < b->nservers; i++) {
         tg_upstream_server_t *s = &b->servers[(start + i) % b->nservers];
-        if (s == ex || !tg_backend_server_usable(s, now))
+        if (skipped(b, s, skip) || !usable(s, now, passive))
             continue;
         unsigned a = atomic_load_explicit(&s->active, memory_order_relaxed);
         if (best == NULL || a < best_active) {
@@ -69,17 +82,28 @@ static tg_upstream_server_t *pick_least_conn(tg_backend_t *b, const tg_upstream_
     return best;
 }
 
-tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, const tg_upstream_server_t *exclude)
+tg_upstream_server_t *tg_backend_pick(tg_backend_t *b, uint64_t skip)
 {
     if (b->nservers == 0)
         return NULL;
     uint64_t now = tg_now_ms();
-    tg_upstream_server_t *s = b->conf->balance == TG_BALANCE_LEAST_CONN
-                                  ? pick_least_conn(b, exclude, now)
-                                  : pick_round_robin(b, exclude, now);
+    tg_upstream_server_t *s = NULL;
+    /* When passive detection has every healthy server out, they all come back rather than
+     * answer 503 for fail_timeout (nginx does the same): whatever took them out, a
+     * backend with no server left serves nobody, and that must not be for a client to
+     * bring about. Active checks' verdict is kept. */
+    for (int passive = 0; passive < 2 && s == NULL; passive++)
+        s = b->conf->balance == TG_BALANCE_LEAST_CONN ? pick_least_conn(b, skip, now, passive)
+                                                      : pick_round_robin(b, skip, now, passive);
     if (s != NULL)
         atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
     return s;
+}
+
+uint64_t tg_backend_server_bit(const tg_backend_t *b, const tg_upstream_server_t *s)
+{
+    size_t i = (size_t)(s - b->servers);
+    return i < 64 ? (uint64_t)1 << i : 0;
 }
 
 void tg_backend_done(tg_upstream_server_t *s)

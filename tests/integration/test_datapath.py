@@ -231,6 +231,92 @@ class TestHealthAcrossReloads(tg.TestCase):
             self.assertEqual(names, [b"a"] * 4, "after reload %d%s" % (i + 1, self.log_tail()))
 
 
+class _GiveUpServer:
+    """A backend with a body read timeout of its own (Go's ReadTimeout, gunicorn's timeout):
+    it answers what comes whole, and closes a connection whose body stalls for 0.5 s."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(0.5)
+        buf = b""
+        with c:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        data = c.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    want = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            want = int(line.split(b":")[1])
+                    while len(buf) < want:
+                        data = c.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    buf = buf[want:]
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except (socket.timeout, OSError):
+                return  # gave up on a stalled body: closed
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class TestSlowClientsTakeNothingOut(tg.TestCase):
+    """A client that starts uploads and stalls makes each backend give up and close: that is
+    no failure of the server (with max_fails 1 both were out, and everyone got 503)."""
+
+    def test_stalled_uploads(self):
+        srvs = [_GiveUpServer(), _GiveUpServer()]
+        for s in srvs:
+            self.addCleanup(s.close)
+        port = self.simple(tg.pool_backend([s.addr for s in srvs], max_fails=1,
+                                           fail_timeout="30s"))
+        stalled = []
+        for _ in range(4):
+            c = self.conn(port, timeout=10)
+            c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n0123456789")
+            stalled.append(c)
+        time.sleep(1.5)
+        for i in range(6):
+            self.assertEqual(tg.get(port, "/after").status, 200, "request %d%s"
+                             % (i, self.log_tail()))
+
+
+class TestAllOutComeBack(tg.TestCase):
+    """When passive detection has every server out, they come back rather than leave the
+    backend answering 503 for fail_timeout (nginx does the same)."""
+
+    def test_both_out_then_served(self):
+        a, b = self.backend("a"), self.backend("b")
+        port = self.simple(tg.pool_backend([a, b], max_fails=1, fail_timeout="30s"))
+        for _ in range(2):  # a reset of a whole request counts: each server once
+            self.assertEqual(self.conn(port).request("POST", "/reset", body=b"x").status, 502)
+        self.assertEqual(self.daemon.stderr_text().count("out for 30000 ms"), 2, self.log_tail())
+        self.assertEqual(tg.get(port, "/whoami").status, 200)
+
+
 class TestResponseTimeout(tg.TestCase):
     """SPEC §5: the response timeout measures the backend's silence, not the upload: an
     upload that takes twice the timeout while making progress is answered."""

@@ -8,6 +8,7 @@ import re
 import resource
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -205,6 +206,40 @@ class TestOpenFiles(tg.TestCase):
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
         flood.close()
         self.wait_served(port)
+
+    def test_own_fd_shortage_takes_no_server_out(self):
+        """Out of descriptors, connecting to a backend fails here, not there: that is a 502
+        for the request and no failure of any server (every server tried was out for
+        fail_timeout, and stayed out after the descriptors came back)."""
+        a, b = self.backend("a"), self.backend("b")
+        port = tg.free_port()
+        cfg = self.config(access_log="off")
+        cfg["backends"]["app"] = tg.pool_backend([a, b], max_fails=1, fail_timeout="30s")
+        cfg["listeners"]["main"] = tg.https_listener(port, "app")
+        d, port = self.start_limited(cfg, (1024, 1024))
+        pid = d.proc.pid
+        conns = [self.conn(port) for _ in range(6)]
+        self.assertEqual(conns[0].get("/whoami").status, 200)  # the rest: handshakes only
+        for c in conns[1:]:
+            c.sock.getpeercert()
+        nfds = len(os.listdir("/proc/%d/fd" % pid))
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (nfds, 1024))
+        except (PermissionError, AttributeError) as e:
+            self.skipTest("cannot lower the daemon's open-files limit: %s" % e)
+        # Six at once: the pool has one idle connection at most, new ones cannot be made.
+        statuses = []
+        threads = [threading.Thread(target=lambda c=c: statuses.append(
+            c.get("/slow?ms=300").status)) for c in conns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+        self.assertIn(502, statuses, "no connect ever failed: the test proves nothing")
+        self.assertNotIn("out for 30000 ms", d.stderr_text(), statuses)
+        for i in range(4):
+            self.assertEqual(tg.get(port, "/whoami").status, 200, self.log_tail())
 
     def test_admin_listener_pauses_too(self):
         """The admin listener runs on the main thread: spinning there would stop signals,
