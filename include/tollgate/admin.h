@@ -32,6 +32,9 @@ typedef struct tg_admin_s tg_admin_t;
 tg_admin_t *tg_admin_start(struct event_base *base, const tg_config_t *cfg,
                            const tg_admin_ops_t *ops, void *arg, tg_errors_t *errs);
 void tg_admin_stop(tg_admin_t *admin);
+/* A reload: the token file is read again, so rotating a token is a reload (listen stays
+ * until a restart). Main thread. */
+void tg_admin_reload(tg_admin_t *admin, const tg_config_t *cfg);
 
 /* The bearer token of a TCP admin listener from admin.token_file (malloc'd), or NULL with
  * the problem in errs: unreadable, blank, shorter than 16 or longer than 512 characters,

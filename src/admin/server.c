@@ -21,8 +21,8 @@
 /* Shorter tokens can be guessed; 16 bytes is what `openssl rand -hex 8` gives. */
 #define TOKEN_MIN 16
 /* The admin endpoint is for an operator and a few scripts: at this many open connections
- * it stops accepting until one closes, so no client can pin the main thread's descriptors
- * or memory (the rest wait in the kernel's backlog). */
+ * the oldest still waiting for its request makes room (make_room), so no client can pin
+ * the main thread's descriptors or memory, nor keep the operator out. */
 #define ADMIN_MAX_CONNS 32
 #define ADMIN_MAX_HEAD 16384
 #define ADMIN_MAX_BODY (1 << 20)
@@ -47,9 +47,11 @@ struct tg_admin_s {
 struct admin_conn_s {
     tg_admin_t *a;
     struct bufferevent *bev;
-    size_t scanned; /* of the head, for tg_http_head_end */
-    bool answered;  /* the answer is queued: close once it is out */
-    admin_conn_t *prev, *next;
+    struct event deadline;     /* the whole request must come within ADMIN_TIMEOUT_S */
+    size_t scanned;            /* of the head, for tg_http_head_end */
+    bool authed;               /* its head carried the token */
+    bool answered;             /* the answer is queued: close once it is out */
+    admin_conn_t *prev, *next; /* newest first */
 };
 
 static bool is_space(char c)
@@ -62,6 +64,7 @@ static bool is_space(char c)
 static void conn_free(admin_conn_t *c)
 {
     tg_admin_t *a = c->a;
+    evtimer_del(&c->deadline);
     bufferevent_free(c->bev);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -69,8 +72,7 @@ static void conn_free(admin_conn_t *c)
         a->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (a->nconns-- == ADMIN_MAX_CONNS && a->listener != NULL)
-        evconnlistener_enable(a->listener);
+    a->nconns--;
     free(c);
 }
 
@@ -134,10 +136,6 @@ static bool token_ok(const tg_admin_t *a, const tg_http_request_t *req)
 static void handle(admin_conn_t *c, const tg_http_request_t *req)
 {
     tg_admin_t *a = c->a;
-    if (!token_ok(a, req)) {
-        reply_error(c, 401, "missing or wrong bearer token");
-        return;
-    }
     const char *q = memchr(req->target, '?', req->target_len);
     size_t path_len = q != NULL ? (size_t)(q - req->target) : req->target_len;
 #define PATH_IS(lit) (path_len == sizeof(lit) - 1 && memcmp(req->target, lit, path_len) == 0)
@@ -195,6 +193,13 @@ static void on_read(struct bufferevent *bev, void *arg)
         reply_error(c, status, "malformed request");
         return;
     }
+    /* The token is checked on the head, before any body is waited for: nobody without it
+     * makes us hold a megabyte, or holds a connection longer than its head takes. */
+    if (!c->authed && !token_ok(c->a, &req)) {
+        reply_error(c, 401, "missing or wrong bearer token");
+        return;
+    }
+    c->authed = true;
     if (req.body == TG_HTTP_BODY_CHUNKED) {
         reply_error(c, 411, "send a Content-Length");
         return;
@@ -227,11 +232,38 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_free(arg); /* EOF, error or timeout: nothing more to say */
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    admin_conn_t *c = arg;
+    if (!c->answered)
+        conn_free(c); /* an answer being written has the write timeout */
+}
+
+/* At the cap, the oldest connection still waiting for its request makes room, one without
+ * the token first: clients that trickle bytes to hold every slot can then never keep the
+ * operator out, while the cap still bounds what they cost. */
+static bool make_room(tg_admin_t *a)
+{
+    admin_conn_t *oldest = NULL, *oldest_anon = NULL;
+    for (admin_conn_t *c = a->conns; c != NULL; c = c->next) {
+        if (c->answered)
+            continue;
+        oldest = c;
+        if (!c->authed)
+            oldest_anon = c;
+    }
+    admin_conn_t *victim = oldest_anon != NULL ? oldest_anon : oldest;
+    if (victim == NULL)
+        return false;
+    conn_free(victim);
+    return true;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
 {
     tg_admin_t *a = arg;
-    struct bufferevent *bev = a->nconns < ADMIN_MAX_CONNS
+    struct bufferevent *bev = a->nconns < ADMIN_MAX_CONNS || make_room(a)
                                   ? bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE)
                                   : NULL;
     if (bev == NULL) {
@@ -245,9 +277,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (a->conns != NULL)
         a->conns->prev = c;
     a->conns = c;
-    if (++a->nconns == ADMIN_MAX_CONNS)
-        evconnlistener_disable(l);
+    a->nconns++;
     struct timeval tv = {ADMIN_TIMEOUT_S, 0};
+    evtimer_assign(&c->deadline, a->base, on_deadline, c);
+    evtimer_add(&c->deadline, &tv);
     bufferevent_set_timeouts(bev, &tv, &tv);
     bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_MAX_HEAD);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
@@ -270,6 +303,8 @@ char *tg_admin_token_read(const tg_config_t *cfg, tg_errors_t *errs)
         why = strerror(errno);
     else if (ferror(f))
         why = "cannot read it";
+    else if (n == sizeof(buf))
+        why = "the file is longer than a token of 512 characters and its white space";
     if (f != NULL)
         fclose(f);
     size_t s = 0;
@@ -297,8 +332,7 @@ char *tg_admin_token_read(const tg_config_t *cfg, tg_errors_t *errs)
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     tg_admin_t *a = arg;
-    if (a->nconns < ADMIN_MAX_CONNS)
-        evconnlistener_enable(a->listener);
+    evconnlistener_enable(a->listener);
 }
 
 /* accept() failed. Out of fds or memory, the connection stays in the backlog and the
@@ -393,4 +427,19 @@ void tg_admin_stop(tg_admin_t *a)
         explicit_bzero(a->token, strlen(a->token));
     free(a->token);
     free(a);
+}
+
+void tg_admin_reload(tg_admin_t *a, const tg_config_t *cfg)
+{
+    if (a == NULL || a->token == NULL || !cfg->admin.enabled || cfg->admin.token_file == NULL)
+        return;
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    char *token = tg_admin_token_read(cfg, &errs); /* load() validated it a moment ago */
+    tg_errors_free(&errs);
+    if (token == NULL)
+        return;
+    explicit_bzero(a->token, strlen(a->token));
+    free(a->token);
+    a->token = token;
 }

@@ -174,6 +174,11 @@ static void check_unchangeable(const tg_config_t *old, const tg_config_t *cfg, t
     if (strcmp(old->global.pid_file, cfg->global.pid_file) != 0)
         tg_errors_add(errs, TG_SEV_WARNING, cfg->path, 0, 0,
                       "global.pid_file changed: takes effect on restart only");
+    if (old->admin.enabled != cfg->admin.enabled ||
+        (cfg->admin.enabled && strcmp(old->admin.listen, cfg->admin.listen) != 0))
+        tg_errors_add(errs, TG_SEV_WARNING, cfg->path, cfg->admin.pos.line, cfg->admin.pos.col,
+                      "admin.listen changed: takes effect on restart only (the token file is "
+                      "read again now)");
 }
 
 /* A reload's warnings (an expired certificate, a key file others can read) go to the log
@@ -212,6 +217,7 @@ uint64_t tg__runtime_reload(tg_runtime_t *rt, const char *path, tg_errors_t *err
         return 0;
     }
     check_unchangeable(rt->published->cfg, g->cfg, errs);
+    tg_admin_reload(rt->admin, g->cfg);
     log_warnings(errs);
     tg_log_set_level(g->cfg->global.log_level);
     if (strcmp(rt->published->cfg->global.access_log, g->cfg->global.access_log) != 0) {

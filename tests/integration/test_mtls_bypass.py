@@ -442,6 +442,36 @@ class TestAdminToken(tg.TestCase):
                 data += chunk
         return int(data.split(b" ", 2)[1])
 
+    def test_token_rotation_by_reload(self):
+        port = tg.free_port()
+        cfg = self.cfg_with_token("0123456789abcdef-token\n", "127.0.0.1:%d" % port)
+        d = self.start(cfg, ports=[port])
+        with open(cfg["admin"]["token_file"], "w") as f:
+            f.write("fedcba9876543210-rotated\n")
+        d.sighup_reload(cfg)
+        self.assertEqual(self.admin_status(port, b"Bearer 0123456789abcdef-token"), 401)
+        self.assertEqual(self.admin_status(port, b"Bearer fedcba9876543210-rotated"), 200)
+
+    def test_trickling_clients_cannot_lock_the_operator_out(self):
+        port = tg.free_port()
+        cfg = self.cfg_with_token("0123456789abcdef-token\n", "127.0.0.1:%d" % port)
+        self.start(cfg, ports=[port])
+        slow = []
+        self.addCleanup(lambda: [s.close() for s in slow])
+        for _ in range(40):  # more than the cap, each sending a byte now and then
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"G")
+            slow.append(s)
+        for _ in range(3):
+            t = time.monotonic()
+            self.assertEqual(self.admin_status(port, b"Bearer 0123456789abcdef-token"), 200)
+            self.assertLess(time.monotonic() - t, 2.0, "the operator waited behind them")
+            for s in slow:
+                try:
+                    s.send(b"E")
+                except OSError:
+                    pass
+
     def test_admin_off_loopback_refused(self):
         cfg = self.cfg_with_token("0123456789abcdef-token\n", "0.0.0.0:%d" % tg.free_port())
         path = tg.write_config(self.dir, cfg)
