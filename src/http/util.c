@@ -20,22 +20,39 @@ static bool eq_lower(const char *s, const char *lit, size_t n)
     return true;
 }
 
-/* As eq_lower, but '_' in s also matches '-' in lit. */
+static bool is_alnum(unsigned char c)
+{
+    return (unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u;
+}
+
+/* As eq_lower, but any byte of s other than a letter or a digit matches '-' in lit. */
 static bool eq_lower_dash(const char *s, const char *lit, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c == '_' ? '-' : (c | 0x20)) != (unsigned char)lit[i])
+        if ((is_alnum(c) ? (c | 0x20) : '-') != (unsigned char)lit[i])
             return false;
     }
     return true;
 }
 
-/* CGI-style backends (WSGI, Rack, PHP) turn '-' into '_' to name their variables, so to
- * them "X_Forwarded_Clientcert_subjectdn" is our identity header (SPEC §5). A name of the
- * forwarded family spelled with '_' is therefore classified as the name itself. Only this
- * family folds: framing and hop-by-hop headers keep their exact spelling, because a
- * backend that parses HTTP reads "Transfer_Encoding" as just another header. */
+/* Whether a token has punctuation other than '-' (a name no standard header has). */
+static bool odd_punct(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '-' && !is_alnum((unsigned char)s[i]))
+            return true;
+    return false;
+}
+
+/* CGI-style backends (WSGI, Rack, PHP) turn '-' into '_' to name their variables, and some
+ * bridges (lighttpd, Apache before 2.4) turn every other byte that is not a letter or a
+ * digit into '_' too, so to them "X_Forwarded_Clientcert_subjectdn" and
+ * "X.Forwarded.Clientcert.subjectdn" are our identity header (SPEC §5). A name of the
+ * forwarded family spelled with any punctuation is therefore classified as the name
+ * itself. Only this family folds: framing and hop-by-hop headers keep their exact
+ * spelling, because a backend that parses HTTP reads "Transfer_Encoding" as just another
+ * header. */
 static tg_http_header_id_t forwarded_alias(const char *name, size_t len)
 {
     static const struct {
@@ -143,7 +160,7 @@ tg_http_header_id_t tg_http_header_id(const char *name, size_t len)
      * from clients, including ones a later version may add. */
     if (len >= 23 && eq_lower(name, "x-forwarded-clientcert-", 23))
         return TG_HDR_X_FORWARDED_CLIENTCERT;
-    if (len >= 15 && memchr(name, '_', len) != NULL)
+    if (len >= 15 && odd_punct(name, len))
         return forwarded_alias(name, len);
     return TG_HDR_OTHER;
 }

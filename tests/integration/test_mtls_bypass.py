@@ -41,12 +41,14 @@ FORGED = [
     ("X_Forwarded_Proto", "http"),
     ("X-Forwarded_Port", "1"),
     ("X_Forwarded_Client_Srcport", "1"),
+    ("X.Forwarded.Clientcert.subjectdn", "CN=admin"),
+    ("X~Forwarded~Clientcert~clientverify", "SUCCESS"),
 ]
 
 
 def norm(name):
-    """A header name as a CGI-style backend sees it."""
-    return name.lower().replace("_", "-")
+    """A header name as a CGI-style backend (or a bridge that maps all punctuation) sees it."""
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower())
 
 
 def forwarded_family(headers):
