@@ -14,17 +14,16 @@ import urllib.request
 import tg
 
 
-class _FixedServer:
-    """A raw HTTP/1.1 backend that answers every request on a kept-alive connection with
-    the same small response, as fast as it can (no thread per request)."""
+class _RawServer:
+    """A raw HTTP/1.1 backend on a port of its own, a thread a connection; subclasses say
+    what one connection gets (serve)."""
 
-    def __init__(self, body=b"ok"):
+    def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -34,78 +33,64 @@ class _FixedServer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            threading.Thread(target=self._serve_closing, args=(c,), daemon=True).start()
 
-    def _serve(self, c):
-        buf = b""
+    def _serve_closing(self, c):
         with c:
-            while True:
-                try:
-                    data = c.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                n = buf.count(b"\r\n\r\n")
-                if n:
-                    buf = buf[buf.rfind(b"\r\n\r\n") + 4:]
-                    c.sendall(self.resp * n)
+            try:
+                self.serve(c)
+            except OSError:
+                pass
 
     def close(self):
         self.closed = True
         self.sock.close()
 
 
-class _EchoPathServer:
-    """A raw HTTP/1.1 backend that answers with the request's path in a header, as some
-    backends do (a redirect's Location, say): a long path makes a response head too big
-    for the proxy. It counts the requests it saw."""
+class _FixedServer(_RawServer):
+    """Answers every request on a kept-alive connection with the same small response, as
+    fast as it can."""
+
+    def __init__(self, body=b"ok"):
+        self.resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        super().__init__()
+
+    def serve(self, c):
+        buf = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            buf += data
+            n = buf.count(b"\r\n\r\n")
+            if n:
+                buf = buf[buf.rfind(b"\r\n\r\n") + 4:]
+                c.sendall(self.resp * n)
+
+
+class _EchoPathServer(_RawServer):
+    """Answers with the request's path in a header, as some backends do (a redirect's
+    Location, say): a long path makes a response head too big for the proxy. It counts
+    the requests it saw."""
 
     def __init__(self, name):
         self.name = name.encode()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.requests = 0
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         buf = b""
-        with c:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    try:
-                        data = c.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    buf += data
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                path = head.split(b" ")[1]
-                self.requests += 1
-                body = self.name
-                try:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nX-Path: %s\r\nContent-Length: %d\r\n\r\n%s"
-                              % (path, len(body), body))
-                except OSError:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(65536)
+                if not data:
                     return
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
+                buf += data
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1]
+            self.requests += 1
+            c.sendall(b"HTTP/1.1 200 OK\r\nX-Path: %s\r\nContent-Length: %d\r\n\r\n%s"
+                      % (path, len(self.name), self.name))
 
 
 class TestNoRequestTakesServersOut(tg.TestCase):
@@ -231,56 +216,34 @@ class TestHealthAcrossReloads(tg.TestCase):
             self.assertEqual(names, [b"a"] * 4, "after reload %d%s" % (i + 1, self.log_tail()))
 
 
-class _GiveUpServer:
+class _GiveUpServer(_RawServer):
     """A backend with a body read timeout of its own (Go's ReadTimeout, gunicorn's timeout):
     it answers what comes whole, and closes a connection whose body stalls for 0.5 s."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def serve(self, c):
         c.settimeout(0.5)
         buf = b""
-        with c:
-            try:
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        data = c.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    head, buf = buf.split(b"\r\n\r\n", 1)
-                    want = 0
-                    for line in head.split(b"\r\n"):
-                        if line.lower().startswith(b"content-length:"):
-                            want = int(line.split(b":")[1])
-                    while len(buf) < want:
-                        data = c.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    buf = buf[want:]
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            except (socket.timeout, OSError):
-                return  # gave up on a stalled body: closed
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                want = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        want = int(line.split(b":")[1])
+                while len(buf) < want:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf[want:]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except socket.timeout:
+            return  # gave up on a stalled body: closed
 
 
 class TestSlowClientsTakeNothingOut(tg.TestCase):
