@@ -54,7 +54,9 @@ build_missing "backend hsload idleconns" bench/benchtls.h
 warn_build_type
 
 # ---- open files: every idle connection is a descriptor in the server and in idleconns ----
-want=$((IDLE_CONNS + 4096))
+# tollgate fits max_connections to the limit at two descriptors a connection (client and
+# backend, as nginx counts worker_connections), so the server needs twice the idle count.
+want=$((2 * IDLE_CONNS + 4096))
 hard=$(ulimit -Hn)
 if [[ $hard != unlimited ]] && ((hard < want)); then ulimit -Hn "$want" 2>/dev/null && hard=$want; fi
 if [[ $hard = unlimited ]] || ((hard >= want)); then ulimit -Sn "$want"; else ulimit -Sn "$hard"; fi
