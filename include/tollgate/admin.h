@@ -8,7 +8,7 @@
 #include <event2/event.h>
 
 #include "tollgate/core.h"
-#include "tollgate/generation.h"
+#include "tollgate/generation-t.h"
 
 typedef struct tg_admin_stats_s {
     uint64_t generation;

@@ -10,8 +10,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "tollgate/generation.h"
+#include "tollgate/generation-t.h"
 #include "tollgate/loop.h"
+#include "tollgate/proxy.h"
 
 /* ---- process keys ------------------------------------------------------------------ */
 
@@ -106,8 +107,8 @@ int tg_quic_reset_token(uint8_t token[TG_QUIC_RESET_TOKEN_LEN], const uint8_t *c
 
 /* The TLS side of one QUIC listener in one generation: GnuTLS credentials per SNI slot,
  * made from the same PEM bytes as the OpenSSL contexts, and the SNI table. Connections
- * hold the generation, which holds this, which GnuTLS sessions point into. */
-typedef struct tg_quic_listener_s tg_quic_listener_t;
+ * hold the generation, which holds this, which GnuTLS sessions point into (the type is
+ * in quic-t.h, for the generation to hold). */
 
 /* Build the listener lc of cfg from the loaded certs (by config index). Problems go to
  * errs, naming the listener; returns NULL then. */
@@ -124,11 +125,10 @@ typedef struct tg_quic_server_conf_s {
     unsigned worker; /* this worker's id: named by every connection id */
     unsigned nworkers;
     tg_quic_server_t *_Atomic *peers; /* nworkers slots, filled as workers start: handoff */
-    tg_generation_t *const *current;  /* the worker's generation: new requests route by it */
-    atomic_ulong *process_conns;      /* all workers, for global.limits.max_connections */
-    atomic_ulong *max_conns;          /* that limit as the open-files limit fits it */
-    void (*on_drained)(void *arg);    /* while draining: the last connection is gone */
-    void *arg;
+    /* The worker's connection set: its generation, the process-wide count, drain, retire
+     * and reap; a draining set admits no new connection. */
+    tg_proxy_conns_t *conns;
+    atomic_ulong *max_conns; /* global.limits.max_connections as the open-files limit fits it */
 } tg_quic_server_conf_t;
 
 /* A server for one worker's loop; it takes its slot in conf->peers. NULL on failure. */
@@ -147,14 +147,8 @@ void tg_quic_on_readable(tg_quic_server_t *s, int fd, const struct sockaddr *bou
 /* Connections that send through fd. */
 size_t tg_quic_conns_on(const tg_quic_server_t *s, int fd);
 
-/* Graceful stop: GOAWAY to every connection, CONNECTION_CLOSE once its requests are done;
- * on_drained when none is left. */
-void tg_quic_drain(tg_quic_server_t *s);
-/* After a reload: connections whose listener gen no longer has are drained like above, and
- * closed at deadline_ms at the latest (tg_quic_reap). Returns how many are still open. */
-size_t tg_quic_retire(tg_quic_server_t *s, const tg_generation_t *gen, uint64_t deadline_ms);
-size_t tg_quic_reap(tg_quic_server_t *s, uint64_t now_ms);
-/* Close every connection now (drain timeout). */
+/* Close this server's connections now (a test's or the worker's last step; stopping and
+ * reloads end them through the connection set). */
 void tg_quic_close_all(tg_quic_server_t *s);
 size_t tg_quic_nconns(const tg_quic_server_t *s);
 

@@ -22,15 +22,10 @@
 enum { ST_HANDSHAKE, ST_HEAD, ST_EXCHANGE, ST_CLOSING, ST_LINGER };
 enum { TM_NONE, TM_HANDSHAKE, TM_IDLE, TM_HEADER, TM_CLIENT, TM_LINGER };
 
-struct tg_h1conn_s {
-    tg_h1_server_t *srv;
-    tg_h1conn_t *prev;
-    tg_h1conn_t *next;
-    tg_generation_t *gen; /* accepted under: its TLS contexts served the handshake */
-    const tg_listener_rt_t *lst;
-    tg_generation_t *route_gen; /* a newer generation the current exchange routes by */
-    uint64_t retire_at_ms;      /* non-zero: closed by then, and after its current request
-                                 * (its listener was removed or verifies clients otherwise) */
+typedef struct tg_h1conn_s {
+    tg_proxy_conn_t pc; /* in the worker's set: generation, listener, client info */
+    tg_proxy_conns_t *set;
+    tg_loop_t *loop;
     int fd;
     SSL *ssl;
     struct event rev;
@@ -59,9 +54,8 @@ struct tg_h1conn_s {
     size_t body_pending; /* decoded chunk bytes at the head of `in` still to hand over */
     bool req_done;
     bool body_blocked; /* the exchange refused body bytes: wait for want_body */
-    tg_client_info_t client;
     tg_exchange_t ex;
-};
+} tg_h1conn_t;
 
 static void drive(tg_h1conn_t *c, bool readable);
 
@@ -69,32 +63,18 @@ static void drive(tg_h1conn_t *c, bool readable);
 
 static void conn_free(tg_h1conn_t *c)
 {
-    tg_h1_server_t *srv = c->srv;
     if (c->ex_active && !c->ex_done)
         tg_exchange_abort(&c->ex);
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->timer);
     SSL_free(c->ssl);
-    tg_tls_identity_free(c->client.cert);
+    tg_tls_identity_free(c->pc.client.cert);
     close(c->fd);
-    tg_buf_release(srv->loop, &c->in);
-    tg_buf_release(srv->loop, &c->out);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    srv->nconns--;
-    if (c->retire_at_ms != 0)
-        srv->nretiring--;
-    atomic_fetch_sub_explicit(srv->process_conns, 1, memory_order_relaxed);
-    tg_generation_unref(c->route_gen);
-    tg_generation_unref(c->gen);
+    tg_buf_release(c->loop, &c->in);
+    tg_buf_release(c->loop, &c->out);
+    tg_proxy_conn_remove(&c->pc); /* may call on_drained: last */
     free(c);
-    if (srv->draining && srv->nconns == 0 && srv->on_drained != NULL)
-        srv->on_drained(srv->arg);
 }
 
 static void set_timer(tg_h1conn_t *c, int kind)
@@ -102,7 +82,7 @@ static void set_timer(tg_h1conn_t *c, int kind)
     if (kind == c->timer_kind && kind != TM_CLIENT)
         return;
     c->timer_kind = kind;
-    const tg_conf_limits_t *lim = &c->gen->cfg->global.limits;
+    const tg_conf_limits_t *lim = &c->pc.gen->cfg->global.limits;
     uint64_t ms;
     switch (kind) {
     case TM_HANDSHAKE:
@@ -122,7 +102,7 @@ static void set_timer(tg_h1conn_t *c, int kind)
         evtimer_del(&c->timer);
         return;
     }
-    evtimer_add(&c->timer, tg_loop_timeout(c->srv->loop, ms));
+    evtimer_add(&c->timer, tg_loop_timeout(c->loop, ms));
 }
 
 /* Run drive() soon from the event loop instead of from inside a callback. It comes as a
@@ -143,7 +123,7 @@ static bool flush(tg_h1conn_t *c)
     int want = 0;
     ssize_t n = tg_tls_write(c->ssl, tg_buf_head(&c->out), tg_buf_len(&c->out), &want);
     if (n > 0) {
-        tg_buf_consume(c->srv->loop, &c->out, (size_t)n);
+        tg_buf_consume(c->loop, &c->out, (size_t)n);
         c->io_want &= ~TG_WANT_WRITE;
         return true;
     }
@@ -159,7 +139,7 @@ static bool flush(tg_h1conn_t *c)
 
 static void out_append(tg_h1conn_t *c, const void *data, size_t len)
 {
-    tg_loop_t *loop = c->srv->loop;
+    tg_loop_t *loop = c->loop;
     tg_buf_reserve(loop, &c->out);
     if (c->out.cap - tg_buf_len(&c->out) < len)
         tg_buf_grow(loop, &c->out, tg_buf_len(&c->out) + len + 64);
@@ -317,7 +297,7 @@ static bool want_read(const tg_h1conn_t *c)
 /* Read what TLS has. Returns bytes read, 0 on EOF, TG_IO_AGAIN or TG_IO_ERROR. */
 static ssize_t read_some(tg_h1conn_t *c)
 {
-    tg_loop_t *loop = c->srv->loop;
+    tg_loop_t *loop = c->loop;
     size_t room = tg_buf_reserve(loop, &c->in);
     if (room == 0)
         return TG_IO_AGAIN; /* full: the parser has to make progress first */
@@ -341,13 +321,13 @@ static void reject(tg_h1conn_t *c, int status)
     c->ex_active = true;
     c->ex_done = false;
     c->state = ST_EXCHANGE;
-    tg_exchange_reject(&c->ex, &h1_ops, c->srv->loop, &c->client, status);
+    tg_exchange_reject(&c->ex, &h1_ops, &c->pc, status);
 }
 
 /* Hand buffered body bytes to the exchange. */
 static void feed_body(tg_h1conn_t *c)
 {
-    tg_loop_t *loop = c->srv->loop;
+    tg_loop_t *loop = c->loop;
     while (!c->req_done && !c->body_blocked && !c->ex_done && tg_buf_len(&c->in) > 0) {
         const char *p = tg_buf_head(&c->in);
         size_t avail = tg_buf_len(&c->in);
@@ -394,21 +374,6 @@ static void feed_body(tg_h1conn_t *c)
     }
 }
 
-/* The listener a new request routes by: the same listener in the worker's newest
- * generation (a reload's new backends apply to the next request of a kept-alive
- * connection), or the connection's own when its listener was removed. */
-static const tg_listener_rt_t *route_listener(tg_h1conn_t *c)
-{
-    tg_generation_t *cur = *c->srv->current;
-    if (cur == c->gen)
-        return c->lst;
-    const tg_listener_rt_t *l = tg_generation_listener(cur, c->lst->conf);
-    if (l == NULL)
-        return c->lst;
-    c->route_gen = tg_generation_ref(cur);
-    return l;
-}
-
 /* A whole head is in the buffer: parse it and start its exchange. */
 static void start_request(tg_h1conn_t *c, size_t head_len)
 {
@@ -417,12 +382,12 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
     int status = 400;
     if (tg_http_parse_request(tg_buf_head(&c->in), head_len, &req, hs, MAX_REQ_HEADERS, &status) <
         0) {
-        tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
+        tg_buf_consume(c->loop, &c->in, tg_buf_len(&c->in));
         reject(c, status);
         return;
     }
     c->state = ST_EXCHANGE;
-    c->keep_alive = req.keep_alive && !c->srv->draining && c->retire_at_ms == 0;
+    c->keep_alive = req.keep_alive && !c->set->draining && c->pc.retire_at_ms == 0;
     c->http10 = req.minor_version == 0;
     c->close_after = false;
     c->chunked_out = false;
@@ -438,12 +403,9 @@ static void start_request(tg_h1conn_t *c, size_t head_len)
         OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
     c->ex_active = true;
     c->ex_done = false;
-    const tg_listener_rt_t *route = route_listener(c);
-    c->client.listener = route->conf->id;
-    c->client.alt_svc = route->alt_svc;
-    tg_exchange_start(&c->ex, &h1_ops, c->srv->loop, route->backend, &c->client, &req);
+    tg_exchange_start(&c->ex, &h1_ops, &c->pc, &req);
     /* The exchange has copied what it needs from the head. */
-    tg_buf_consume(c->srv->loop, &c->in, head_len);
+    tg_buf_consume(c->loop, &c->in, head_len);
     c->head_scanned = 0;
 }
 
@@ -457,7 +419,7 @@ static bool has_bare_lf(const char *buf, size_t from, size_t len)
 
 static void parse_heads(tg_h1conn_t *c)
 {
-    uint64_t max = c->gen->cfg->global.limits.max_header_bytes;
+    uint64_t max = c->pc.gen->cfg->global.limits.max_header_bytes;
     size_t len = tg_buf_len(&c->in);
     if (len == 0)
         return;
@@ -475,7 +437,7 @@ static void parse_heads(tg_h1conn_t *c)
             return;
         }
         if (c->in.cap - c->in.start <= len)
-            tg_buf_grow(c->srv->loop, &c->in, (size_t)max + 1);
+            tg_buf_grow(c->loop, &c->in, (size_t)max + 1);
         set_timer(c, TM_HEADER);
         return;
     }
@@ -490,13 +452,14 @@ static void parse_heads(tg_h1conn_t *c)
 
 static void fill_client_info(tg_h1conn_t *c)
 {
+    tg_client_info_t *ci = &c->pc.client;
     const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-    c->client.sni = sni ? sni : "";
-    c->client.tls_version = SSL_get_version(c->ssl);
-    c->client.cipher = SSL_get_cipher_name(c->ssl);
-    c->client.resumed = SSL_session_reused(c->ssl);
+    ci->sni = sni ? sni : "";
+    ci->tls_version = SSL_get_version(c->ssl);
+    ci->cipher = SSL_get_cipher_name(c->ssl);
+    ci->resumed = SSL_session_reused(c->ssl);
     /* Once per connection: every request reuses it (mutual authentication only). */
-    c->client.cert = tg_tls_handshake_done(&c->lst->tls, c->ssl);
+    ci->cert = tg_tls_handshake_done(&c->pc.lst->tls, c->ssl);
 }
 
 static void begin_close(tg_h1conn_t *c)
@@ -514,16 +477,7 @@ static void after_exchange(tg_h1conn_t *c)
 {
     c->ex_active = false;
     c->ex_done = false;
-    /* The route's names live in route_gen: point back at the connection's own listener
-     * before letting it go, or the next answer the frontend makes itself (400, 408) would
-     * be logged with a name from a freed generation. */
-    c->client.listener = c->lst->conf->id;
-    c->client.alt_svc = c->lst->alt_svc;
-    if (c->route_gen != NULL) {
-        tg_generation_unref(c->route_gen);
-        c->route_gen = NULL;
-    }
-    if (c->close_after || !c->keep_alive || !c->req_done || c->srv->draining) {
+    if (c->close_after || !c->keep_alive || !c->req_done || c->set->draining) {
         c->state = ST_CLOSING; /* once the response is out */
         return;
     }
@@ -557,7 +511,8 @@ static void drive(tg_h1conn_t *c, bool readable)
         int want = 0;
         int rc = tg_tls_handshake(c->ssl, &want);
         if (rc == TG_IO_ERROR) {
-            tg_tls_handshake_failed(&c->lst->tls, c->ssl, c->lst->conf->id, c->client.addr);
+            tg_tls_handshake_failed(&c->pc.lst->tls, c->ssl, c->pc.lst->conf->id,
+                                    c->pc.client.addr);
             goto close;
         }
         if (rc == TG_IO_AGAIN) {
@@ -621,7 +576,7 @@ static void drive(tg_h1conn_t *c, bool readable)
             break;
         }
         if (c->state == ST_LINGER) {
-            tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
+            tg_buf_consume(c->loop, &c->in, tg_buf_len(&c->in));
             continue;
         }
         if (c->state == ST_EXCHANGE)
@@ -659,7 +614,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     c->timer_kind = TM_NONE;
     if (kind == TM_HEADER && c->state == ST_HEAD && tg_buf_len(&c->in) > 0) {
         /* slowloris: a head that does not finish in time gets a 408 and the door. */
-        tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
+        tg_buf_consume(c->loop, &c->in, tg_buf_len(&c->in));
         reject(c, 408);
         drive(c, false);
         return;
@@ -667,55 +622,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
-/* ---- the worker's side ---------------------------------------------------------------- */
+/* ---- the connection set's side -------------------------------------------------------- */
 
-void tg_h1_accept(tg_h1_server_t *srv, int fd, const struct sockaddr *peer, socklen_t peer_len,
-                  tg_generation_t *gen, const tg_listener_rt_t *listener)
+static tg_h1conn_t *from_pc(tg_proxy_conn_t *pc)
 {
-    SSL *ssl = SSL_new(listener->tls.ctx[0]);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
-        SSL_free(ssl);
-        close(fd);
-        /* The acceptor counted it; nobody else will uncount it. */
-        atomic_fetch_sub_explicit(srv->process_conns, 1, memory_order_relaxed);
-        return;
-    }
-    SSL_set_accept_state(ssl);
-    tg_h1conn_t *c = tg_calloc(1, sizeof(*c));
-    c->srv = srv;
-    c->gen = tg_generation_ref(gen);
-    c->lst = listener;
-    c->fd = fd;
-    c->ssl = ssl;
-    c->state = ST_HANDSHAKE;
-    c->client.listener = listener->conf->id;
-    c->client.listener_port = tg_addr_port((const struct sockaddr *)&listener->conf->addr);
-    c->client.alt_svc = listener->alt_svc;
-    c->client.sni = "";
-    c->client.tls_version = "";
-    c->client.cipher = "";
-    tg_client_info_set_peer(&c->client, peer);
-    event_assign(&c->rev, srv->loop->base, fd, EV_READ | EV_PERSIST, on_io, c);
-    event_assign(&c->wev, srv->loop->base, fd, EV_WRITE | EV_PERSIST, on_io, c);
-    evtimer_assign(&c->timer, srv->loop->base, on_timer, c);
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
-    set_timer(c, TM_HANDSHAKE);
-    (void)peer_len;
-    /* The ClientHello is usually there already: start without waiting for an event. */
-    drive(c, true);
+    return TG_STRUCT_FROM_MEMBER(tg_h1conn_t, pc, pc);
 }
 
-/* A connection asked to finish: stopping, its listener removed, or its client verification
- * changed. Returns true when it was freed. Answers already made are always delivered
- * first (a connection between requests may still be flushing them); a request already
- * read in part is served, unless drop_partial: under verification that no longer holds,
- * only a request in flight at that moment finishes (SPEC §7 rule 3). */
-static bool wind_down(tg_h1conn_t *c, bool drop_partial)
+/* Asked to finish: stopping, its listener removed, or its client verification changed.
+ * Answers already made are always delivered first (a connection between requests may
+ * still be flushing them); a request already read in part is served, unless
+ * drop_partial: under verification that no longer holds, only a request in flight at
+ * that moment finishes (SPEC §7 rule 3). */
+static bool wind_down(tg_proxy_conn_t *pc, bool drop_partial)
 {
+    tg_h1conn_t *c = from_pc(pc);
     c->keep_alive = false;
     if (c->state == ST_HANDSHAKE || (c->state == ST_HEAD && tg_buf_len(&c->out) == 0 &&
                                      (tg_buf_len(&c->in) == 0 || drop_partial))) {
@@ -723,67 +644,53 @@ static bool wind_down(tg_h1conn_t *c, bool drop_partial)
         return true;
     }
     if (c->state == ST_HEAD && (tg_buf_len(&c->in) == 0 || drop_partial)) {
-        tg_buf_consume(c->srv->loop, &c->in, tg_buf_len(&c->in));
+        tg_buf_consume(c->loop, &c->in, tg_buf_len(&c->in));
         c->state = ST_CLOSING; /* once the answers are out */
         kick(c);
     }
     return false;
 }
 
-void tg_h1_drain(tg_h1_server_t *srv)
+static void close_now(tg_proxy_conn_t *pc)
 {
-    srv->draining = true;
-    tg_h1conn_t *next;
-    for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
-        next = c->next;
-        wind_down(c, false);
+    conn_free(from_pc(pc));
+}
+
+static const tg_proxy_conn_ops_t h1_conn_ops = {
+    .wind_down = wind_down,
+    .close_now = close_now,
+};
+
+void tg_h1_accept(tg_proxy_conns_t *set, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                  tg_generation_t *gen, const tg_listener_rt_t *listener)
+{
+    SSL *ssl = SSL_new(listener->tls.ctx[0]);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        close(fd);
+        /* The acceptor counted it; nobody else will uncount it. */
+        atomic_fetch_sub_explicit(set->process_conns, 1, memory_order_relaxed);
+        return;
     }
-    if (srv->nconns == 0 && srv->on_drained != NULL)
-        srv->on_drained(srv->arg);
-}
-
-enum { KEPT, GONE, REVERIFY };
-
-/* What becomes of c's listener in gen: kept, removed, or verifying clients otherwise. A
- * connection let in without a certificate (or under CAs, CRLs or a depth since changed)
- * must not go on sending requests once the operator tightened the check. */
-static int listener_fate(const tg_h1conn_t *c, const tg_generation_t *gen)
-{
-    const tg_listener_rt_t *l = tg_generation_listener(gen, c->lst->conf);
-    if (l == NULL)
-        return GONE;
-    return memcmp(l->tls.verify_id, c->lst->tls.verify_id, sizeof(l->tls.verify_id)) == 0
-               ? KEPT
-               : REVERIFY;
-}
-
-size_t tg_h1_retire(tg_h1_server_t *srv, const tg_generation_t *gen, uint64_t deadline_ms)
-{
-    tg_h1conn_t *next;
-    for (tg_h1conn_t *c = srv->conns; c != NULL; c = next) {
-        next = c->next;
-        int fate = c->retire_at_ms != 0 ? KEPT : listener_fate(c, gen);
-        if (fate == KEPT || wind_down(c, fate == REVERIFY))
-            continue;
-        c->retire_at_ms = deadline_ms;
-        srv->nretiring++;
-    }
-    return srv->nretiring;
-}
-
-size_t tg_h1_reap(tg_h1_server_t *srv, uint64_t now_ms)
-{
-    tg_h1conn_t *next;
-    for (tg_h1conn_t *c = srv->conns; c != NULL && srv->nretiring > 0; c = next) {
-        next = c->next;
-        if (c->retire_at_ms != 0 && c->retire_at_ms <= now_ms)
-            conn_free(c);
-    }
-    return srv->nretiring;
-}
-
-void tg_h1_close_all(tg_h1_server_t *srv)
-{
-    while (srv->conns != NULL)
-        conn_free(srv->conns);
+    SSL_set_accept_state(ssl);
+    tg_h1conn_t *c = tg_calloc(1, sizeof(*c));
+    c->set = set;
+    c->loop = set->loop;
+    c->fd = fd;
+    c->ssl = ssl;
+    c->state = ST_HANDSHAKE;
+    tg_proxy_conn_add(set, &c->pc, &h1_conn_ops, gen, listener);
+    tg_client_info_t *ci = &c->pc.client;
+    ci->listener_port = tg_addr_port((const struct sockaddr *)&listener->conf->addr);
+    ci->sni = "";
+    ci->tls_version = "";
+    ci->cipher = "";
+    tg_client_info_set_peer(ci, peer);
+    event_assign(&c->rev, c->loop->base, fd, EV_READ | EV_PERSIST, on_io, c);
+    event_assign(&c->wev, c->loop->base, fd, EV_WRITE | EV_PERSIST, on_io, c);
+    evtimer_assign(&c->timer, c->loop->base, on_timer, c);
+    set_timer(c, TM_HANDSHAKE);
+    (void)peer_len;
+    /* The ClientHello is usually there already: start without waiting for an event. */
+    drive(c, true);
 }

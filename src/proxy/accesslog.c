@@ -133,7 +133,7 @@ void tg__accesslog_write(const tg_exchange_t *ex)
     gmtime_r(&ts.tv_sec, &tm);
     l.n = strftime(l.buf, sizeof(l.buf), "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
     put_fmt(&l, ".%03ldZ\"", ts.tv_nsec / 1000000L);
-    put_str(&l, "listener", c->listener, 128);
+    put_str(&l, "listener", ex->route->conf->id, 128);
     put_fmt(&l, ",\"client\":\"%s:%u\"", c->addr, (unsigned)c->port);
     put_str(&l, "sni", c->sni, 512);
     put_str(&l, "tls_version", c->tls_version, 32);

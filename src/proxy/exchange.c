@@ -3,33 +3,16 @@
  * hand the connection back to the pool when both directions ended cleanly. */
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "tollgate/core.h"
 #include "proxy_internal.h"
 
 #define MAX_RESP_HEADERS 128
-#define MAX_TRIES 4   /* stale pooled connections are retried, fresh ones are not */
 #define FLUSH_AT 4096 /* request body bytes sent at once rather than at the loop's next turn */
 
-static void up_event(tg_upconn_t *uc, short what, void *arg);
+static void up_event(tg_upconn_t *uc, tg_up_event_t ev, int err, void *arg);
 
 /* ---- endings ------------------------------------------------------------------------- */
-
-static void timer_stop(tg_exchange_t *ex)
-{
-    if (ex->timer_set) {
-        evtimer_del(&ex->timer);
-        ex->timer_set = false;
-    }
-}
-
-static void timer_start(tg_exchange_t *ex, uint64_t ms)
-{
-    evtimer_add(&ex->timer, tg_loop_timeout(ex->loop, ms));
-    ex->timer_set = true;
-}
 
 static void release_upstream(tg_exchange_t *ex, bool reusable)
 {
@@ -43,11 +26,31 @@ static void release_upstream(tg_exchange_t *ex, bool reusable)
     }
 }
 
+/* The route: the connection's listener in the worker's newest generation, so that a
+ * kept-alive connection's next request follows a reload's new backends (SPEC §7), or the
+ * connection's own listener when the newest generation removed it. */
+static void route(tg_exchange_t *ex, tg_proxy_conn_t *pc)
+{
+    tg_generation_t *cur = *pc->_set->current;
+    const tg_listener_rt_t *l = cur == pc->gen ? NULL : tg_generation_listener(cur, pc->lst->conf);
+    if (l != NULL) {
+        ex->_route_gen = tg_generation_ref(cur);
+        ex->route = l;
+    } else {
+        ex->route = pc->lst;
+    }
+    ex->backend = ex->route->backend;
+}
+
+/* Buffers go and the line is logged; the route goes last, after the access log has read
+ * its listener's name. */
 static void cleanup(tg_exchange_t *ex)
 {
-    timer_stop(ex);
     tg_buf_release(ex->loop, &ex->out);
     tg_buf_release(ex->loop, &ex->head_copy);
+    tg__accesslog_write(ex);
+    tg_generation_unref(ex->_route_gen);
+    ex->_route_gen = NULL;
 }
 
 /* The last thing every path does: the frontend may start its next exchange in the same
@@ -56,7 +59,6 @@ static void finish(tg_exchange_t *ex, bool ok)
 {
     ex->state = TG_EX_DONE;
     cleanup(ex);
-    tg__accesslog_write(ex);
     ex->fe->finish(ex, ok);
 }
 
@@ -88,13 +90,20 @@ void tg_exchange_fail(tg_exchange_t *ex, int status)
     finish(ex, true);
 }
 
-void tg_exchange_reject(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t *loop,
-                        const tg_client_info_t *client, int status)
+/* What every exchange starts from: nothing of the previous one in the same struct. */
+static void begin(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_proxy_conn_t *pc)
 {
     memset(ex, 0, sizeof(*ex));
     ex->fe = fe;
-    ex->loop = loop;
-    ex->client = client;
+    ex->loop = pc->_set->loop;
+    ex->client = &pc->client;
+    route(ex, pc);
+}
+
+void tg_exchange_reject(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_proxy_conn_t *pc,
+                        int status)
+{
+    begin(ex, fe, pc);
     ex->start_ms = tg_now_ms();
     ex->state = TG_EX_BODY;
     ex->server_text = "";
@@ -108,16 +117,14 @@ void tg_exchange_abort(tg_exchange_t *ex)
     release_upstream(ex, false);
     if (ex->status == 0)
         ex->status = 499; /* nginx's word for "the client closed first" */
-    cleanup(ex);
-    tg__accesslog_write(ex);
     ex->state = TG_EX_DONE;
+    cleanup(ex);
 }
 
 static void complete(tg_exchange_t *ex)
 {
     bool reusable = ex->resp_keep_alive && ex->resp_body != TG_HTTP_BODY_UNTIL_CLOSE &&
                     ex->req_done && tg_buf_len(&ex->out) == 0;
-    timer_stop(ex);
     release_upstream(ex, reusable);
     finish(ex, true);
 }
@@ -125,29 +132,6 @@ static void complete(tg_exchange_t *ex)
 /* ---- connecting and sending --------------------------------------------------------- */
 
 static void connect_upstream(tg_exchange_t *ex);
-static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed);
-
-/* The backend was silent for connect_timeout or response_timeout. Both count as failures
- * of the server while no response head came (SPEC §5); a connect that never finished
- * cannot have delivered the request, so it may go to another server. */
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    tg_exchange_t *ex = arg;
-    ex->timer_set = false;
-    tg_upstream_server_t *failed = ex->server;
-    if (ex->state == TG_EX_CONNECTING) {
-        tg_log_warn("backend \"%s\" server %s: connect timed out", ex->backend->conf->id,
-                    failed->conf->text);
-        tg_backend_server_failed(ex->backend, failed);
-        if (try_elsewhere(ex, failed))
-            return;
-    } else if (!ex->resp_head_sent) {
-        tg_log_warn("backend \"%s\" server %s: no response within %llu ms", ex->backend->conf->id,
-                    failed->conf->text, (unsigned long long)ex->backend->conf->response_timeout_ms);
-        tg_backend_server_failed(ex->backend, failed);
-    }
-    tg_exchange_fail(ex, 504);
-}
 
 static void refill_head(tg_exchange_t *ex)
 {
@@ -156,104 +140,41 @@ static void refill_head(tg_exchange_t *ex)
     tg_buf_append(ex->loop, &ex->out, tg_buf_head(&ex->head_copy), tg_buf_len(&ex->head_copy));
 }
 
-/* Send the request to another server than `failed`, if there is one: at most one try a
- * server of the backend in all, so a request that fails everywhere stops. */
-static bool try_elsewhere(tg_exchange_t *ex, tg_upstream_server_t *failed)
+/* Carry out a verdict that sends the request again. false: nowhere left to send it. */
+static bool send_again(tg_exchange_t *ex, tg_up_verdict_t v)
 {
-    release_upstream(ex, false);
-    ex->tried |= tg_backend_server_bit(ex->backend, failed);
-    if ((size_t)++ex->servers_tried >= ex->backend->nservers)
-        return false;
-    ex->server = tg_backend_pick(ex->backend, ex->tried);
-    if (ex->server == NULL)
-        return false;
-    ex->server_text = ex->server->conf->text;
-    connect_upstream(ex);
-    return true;
-}
-
-/* Nothing was sent yet, so any request may go to another server. */
-/* This machine's own shortage (descriptors, memory, local ports), not the server's. */
-static bool local_error(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL;
-}
-
-static void connect_failed(tg_exchange_t *ex, int err)
-{
-    tg_upstream_server_t *failed = ex->server;
-    tg_log_warn("backend \"%s\" server %s: connect failed: %s", ex->backend->conf->id,
-                failed->conf->text, strerror(err));
-    /* Out of fds, a local error would take out every server it tried, and stay with them
-     * after the fds came back: it is a 502 for this request, and another server would
-     * fail the same way. */
-    if (local_error(err)) {
-        tg_exchange_fail(ex, 502);
-        return;
+    if (v == TG_UP_AGAIN) {
+        tg_upconn_release(ex->up, false);
+        ex->up = NULL;
+    } else {
+        release_upstream(ex, false);
+        ex->server = tg_backend_pick(ex->backend, ex->attempt.tried);
+        if (ex->server == NULL)
+            return false;
+        ex->server_text = ex->server->conf->text;
     }
-    tg_backend_server_failed(ex->backend, failed);
-    if (!try_elsewhere(ex, failed))
-        tg_exchange_fail(ex, 502);
-}
-
-/* A pooled connection that fails before any answer was probably closed by the server
- * while idle (the pool drops those it sees close, so this is the race left over): try a
- * fresh connection to the same server, when the server cannot have acted on the request
- * (no byte of it was taken) or the request is idempotent and still whole (head_copy: only
- * bodyless requests keep it). Not a failure of the server. */
-static bool retry_stale(tg_exchange_t *ex)
-{
-    if (ex->up == NULL || !ex->up->reused || tg_buf_len(&ex->up->in) != 0 ||
-        ++ex->tries >= MAX_TRIES)
-        return false;
-    bool whole = !ex->sent;
-    if (!whole && !(ex->idempotent && ex->head_copy.data != NULL))
-        return false;
-    tg_upconn_release(ex->up, false);
-    ex->up = NULL;
-    if (!whole)
-        refill_head(ex);
+    if (ex->attempt.sent)
+        refill_head(ex); /* the verdict allows it only when the whole head was kept */
     connect_upstream(ex);
     return true;
 }
 
-/* The backend's connection failed (reset, closed, a send error) before or during its
- * answer. Before the head, that counts against the server (SPEC §5), and the request goes
- * to another server only if the first cannot have acted on it or it is idempotent:
- * POST, PATCH and LOCK are never sent twice. */
-static void upstream_broken(tg_exchange_t *ex, const char *why)
+/* A try at the server failed. Before the response head, upstream's verdict says whether
+ * it counts against the server and whether the request may go again (SPEC §5); after it,
+ * the client sees a truncated answer. */
+static void upstream_failed(tg_exchange_t *ex, tg_up_failure_t what, int err, const char *why)
 {
     tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
+    bool timeout = what == TG_UP_FAIL_SILENT || (what == TG_UP_FAIL_CONNECT && err == ETIMEDOUT);
     if (!ex->resp_head_sent) {
-        /* A stale pooled connection is no sign of a dead server, and a backend that gives
-         * up on a request whose client is slow to send it (a read timeout of its own) is
-         * the client's doing: neither counts, or a client could take servers out. */
-        bool stale = ex->up != NULL && ex->up->reused && tg_buf_len(&ex->up->in) == 0;
-        if (retry_stale(ex))
+        ex->attempt.req_done = ex->req_done;
+        ex->attempt.resendable = ex->idempotent && ex->head_copy.data != NULL;
+        tg_up_verdict_t v =
+            tg_upstream_verdict(ex->backend, ex->server, ex->up, what, err, &ex->attempt);
+        if (v != TG_UP_GIVE_UP && send_again(ex, v))
             return;
-        tg_upstream_server_t *failed = ex->server;
-        if (!stale && ex->req_done)
-            tg_backend_server_failed(ex->backend, failed);
-        bool whole = !ex->sent;
-        if (whole || (ex->idempotent && ex->head_copy.data != NULL)) {
-            if (!whole)
-                refill_head(ex);
-            if (try_elsewhere(ex, failed))
-                return;
-        }
     }
-    tg_exchange_fail(ex, 502);
-}
-
-/* The backend answered with something we cannot pass on (a malformed or oversized head,
- * an upgrade we did not ask for, broken chunking). A 502 for this request and nothing
- * more: a client can provoke such answers at will (a long path a backend echoes), so it
- * must neither count against the server nor be tried on the others (SPEC §5). */
-static void upstream_unusable(tg_exchange_t *ex, const char *why)
-{
-    tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
-    tg_exchange_fail(ex, 502);
+    tg_exchange_fail(ex, timeout ? 504 : 502);
 }
 
 static void arm(tg_exchange_t *ex)
@@ -268,31 +189,24 @@ static void arm(tg_exchange_t *ex)
 
 static void flush_out(tg_exchange_t *ex)
 {
-    bool progress = false;
     while (tg_buf_len(&ex->out) > 0) {
-        ssize_t n = send(ex->up->fd, tg_buf_head(&ex->out), tg_buf_len(&ex->out), MSG_NOSIGNAL);
+        ssize_t n = tg_upconn_send(ex->up, tg_buf_head(&ex->out), tg_buf_len(&ex->out));
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            upstream_broken(ex, strerror(errno));
+            upstream_failed(ex, TG_UP_FAIL_BROKEN, errno, strerror(errno));
             return;
         }
+        if (n == 0)
+            break;
         tg_buf_consume(ex->loop, &ex->out, (size_t)n);
-        progress = true;
-        ex->sent = true;
+        ex->attempt.sent = true;
     }
     /* The response timeout measures the backend's silence (SPEC §5): while the request
      * goes up it runs from the last byte the backend took, and not at all while we wait
      * for the client's next bytes (the frontend times the client). */
     if (ex->state == TG_EX_SENDING) {
-        if (tg_buf_len(&ex->out) == 0 && ex->req_done) {
+        if (tg_buf_len(&ex->out) == 0 && ex->req_done)
             ex->state = TG_EX_WAIT_HEAD;
-            timer_start(ex, ex->backend->conf->response_timeout_ms);
-        } else if (tg_buf_len(&ex->out) == 0) {
-            timer_stop(ex);
-        } else if (progress || !ex->timer_set) {
-            timer_start(ex, ex->backend->conf->response_timeout_ms);
-        }
+        tg_upconn_wait(ex->up, tg_buf_len(&ex->out) > 0 || ex->req_done);
     }
     arm(ex);
     if (ex->fe_blocked && tg_buf_len(&ex->out) < TG_BUF_SIZE / 2) {
@@ -303,39 +217,21 @@ static void flush_out(tg_exchange_t *ex)
 
 static void connect_upstream(tg_exchange_t *ex)
 {
-    const tg_conf_server_t *sc = ex->server->conf;
-    ex->up =
-        tg_upconn_get(ex->loop, (const struct sockaddr *)&sc->addr, sc->addr_len, up_event, ex);
+    ex->attempt.sent = false;
+    ex->up = tg_upconn_get(ex->loop, ex->backend, ex->server, up_event, ex);
     if (ex->up == NULL) {
-        connect_failed(ex, errno);
+        int err = errno;
+        char why[96];
+        snprintf(why, sizeof(why), "connect failed: %s", strerror(err));
+        upstream_failed(ex, TG_UP_FAIL_CONNECT, err, why);
         return;
     }
-    ex->sent = false;
-    timer_stop(ex);
-    if (ex->up->connected) {
+    if (tg_upconn_connected(ex->up)) {
         ex->state = TG_EX_SENDING;
         flush_out(ex);
         return;
     }
     ex->state = TG_EX_CONNECTING;
-    timer_start(ex, ex->backend->conf->connect_timeout_ms);
-    tg_upconn_want(ex->up, EV_WRITE);
-}
-
-static void on_connected(tg_exchange_t *ex)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(ex->up->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err != 0) {
-        connect_failed(ex, err);
-        return;
-    }
-    ex->up->connected = true;
-    ex->state = TG_EX_SENDING;
-    timer_stop(ex);
-    flush_out(ex);
 }
 
 /* ---- receiving ----------------------------------------------------------------------- */
@@ -377,9 +273,9 @@ static int take_head(tg_exchange_t *ex)
             continue;
         kept[n++] = hs[i];
     }
-    if (ex->client->alt_svc != NULL && n < MAX_RESP_HEADERS)
-        kept[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc,
-                                       strlen(ex->client->alt_svc), TG_HDR_ALT_SVC};
+    const char *alt_svc = ex->route->alt_svc;
+    if (alt_svc != NULL && n < MAX_RESP_HEADERS)
+        kept[n++] = (tg_http_header_t){"Alt-Svc", 7, alt_svc, strlen(alt_svc), TG_HDR_ALT_SVC};
 
     ex->status = resp.status;
     ex->resp_body = resp.body;
@@ -406,7 +302,11 @@ static bool deliver(tg_exchange_t *ex, const char *data, size_t len)
 {
     ex->bytes_out += len;
     if (!ex->fe->send_body(ex, data, len)) {
+        /* Waiting on the client now, which the frontend times: the backend's silence
+         * meanwhile is ours, not its. */
         ex->paused = true;
+        if (ex->up != NULL)
+            tg_upconn_wait(ex->up, false);
         return false;
     }
     return true;
@@ -474,7 +374,8 @@ static void process_response(tg_exchange_t *ex)
         if (rc == HEAD_ABORTED)
             return;
         if (rc < 0) {
-            upstream_unusable(ex, "response head malformed, over 16 KiB or an upgrade");
+            upstream_failed(ex, TG_UP_FAIL_UNUSABLE, 0,
+                            "response head malformed, over 16 KiB or an upgrade");
             return;
         }
         if (rc == 0)
@@ -482,7 +383,7 @@ static void process_response(tg_exchange_t *ex)
     }
     int rc = pump_body(ex);
     if (rc < 0) {
-        upstream_unusable(ex, "bad chunked body");
+        upstream_failed(ex, TG_UP_FAIL_UNUSABLE, 0, "bad chunked body");
     } else if (rc == 1) {
         complete(ex);
     }
@@ -490,47 +391,49 @@ static void process_response(tg_exchange_t *ex)
 
 static void read_upstream(tg_exchange_t *ex)
 {
-    tg_upconn_t *up = ex->up;
-    size_t room = tg_buf_reserve(ex->loop, &up->in);
-    if (room == 0) {
-        process_response(ex);
+    ssize_t n = tg_upconn_recv(ex->up);
+    if (n == -1 && errno == EAGAIN)
         return;
-    }
-    ssize_t n = recv(up->fd, up->in.data + up->in.end, room, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        if (tg_buf_len(&up->in) == 0)
-            tg_buf_release(ex->loop, &up->in);
-        if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE) {
+    if (n == -1 || n == TG_UPCONN_EOF) {
+        if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE && n == TG_UPCONN_EOF) {
             ex->resp_keep_alive = false;
             complete(ex);
             return;
         }
-        upstream_broken(ex,
-                        n == 0 ? "connection closed before the response ended" : strerror(errno));
+        int err = n == -1 ? errno : 0;
+        upstream_failed(ex, TG_UP_FAIL_BROKEN, err,
+                        n == -1 ? strerror(err) : "connection closed before the response ended");
         return;
     }
-    up->in.end += (size_t)n;
-    if (ex->timer_set) /* the response timeout bounds each wait, as proxy_read_timeout */
-        timer_start(ex, ex->backend->conf->response_timeout_ms);
-    process_response(ex);
+    process_response(ex); /* n == 0 too: `in` is full, the parser has to make room */
 }
 
-static void up_event(tg_upconn_t *uc, short what, void *arg)
+static void up_event(tg_upconn_t *uc, tg_up_event_t ev, int err, void *arg)
 {
     tg_exchange_t *ex = arg;
-    if (ex->state == TG_EX_CONNECTING) {
-        on_connected(ex);
-        return;
-    }
-    if (what & EV_WRITE) {
+    char why[96];
+    (void)uc;
+    switch (ev) {
+    case TG_UP_READY:
+        ex->state = TG_EX_SENDING;
         flush_out(ex);
-        if (ex->state == TG_EX_DONE || ex->up != uc)
-            return;
-    }
-    if (what & EV_READ)
+        break;
+    case TG_UP_CONNECT_FAILED:
+        snprintf(why, sizeof(why), "connect failed: %s", strerror(err));
+        upstream_failed(ex, TG_UP_FAIL_CONNECT, err, err == ETIMEDOUT ? "connect timed out" : why);
+        break;
+    case TG_UP_WRITABLE:
+        flush_out(ex);
+        break;
+    case TG_UP_READABLE:
         read_upstream(ex);
+        break;
+    case TG_UP_SILENT:
+        snprintf(why, sizeof(why), "no response within %llu ms",
+                 (unsigned long long)ex->backend->conf->response_timeout_ms);
+        upstream_failed(ex, TG_UP_FAIL_SILENT, 0, why);
+        break;
+    }
 }
 
 /* ---- the frontend's side -------------------------------------------------------------- */
@@ -542,9 +445,9 @@ static void answer_fixed(tg_exchange_t *ex)
                            strlen(bc->fixed_content_type), TG_HDR_OTHER};
     tg_http_header_t hs[2] = {ct};
     size_t n = 1;
-    if (ex->client->alt_svc != NULL)
-        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, ex->client->alt_svc, strlen(ex->client->alt_svc),
-                                     TG_HDR_ALT_SVC};
+    const char *alt_svc = ex->route->alt_svc;
+    if (alt_svc != NULL)
+        hs[n++] = (tg_http_header_t){"Alt-Svc", 7, alt_svc, strlen(alt_svc), TG_HDR_ALT_SVC};
     ex->status = (int)bc->fixed_status;
     bool bodyless = ex->head_request || ex->status == 204 || ex->status == 304 || ex->status < 200;
     ex->fe->send_head(ex, ex->status, hs, n, bodyless ? -2 : (int64_t)bc->fixed_body_len);
@@ -557,15 +460,12 @@ static void answer_fixed(tg_exchange_t *ex)
     }
 }
 
-void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t *loop,
-                       tg_backend_t *backend, const tg_client_info_t *client,
+void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_proxy_conn_t *pc,
                        const tg_http_request_t *req)
 {
-    memset(ex, 0, sizeof(*ex));
-    ex->fe = fe;
-    ex->loop = loop;
-    ex->backend = backend;
-    ex->client = client;
+    begin(ex, fe, pc);
+    tg_loop_t *loop = ex->loop;
+    tg_backend_t *backend = ex->backend;
     ex->start_ms = tg_now_ms();
     ex->state = TG_EX_SENDING;
     ex->req_body = req->body;
@@ -578,7 +478,6 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_loop_t
     memcpy(ex->method, req->method, ml);
     size_t pl = req->target_len < sizeof(ex->path) - 1 ? req->target_len : sizeof(ex->path) - 1;
     memcpy(ex->path, req->target, pl);
-    evtimer_assign(&ex->timer, loop->base, on_timer, ex);
 
     if (backend->conf->is_fixed) {
         ex->state = TG_EX_BODY;
@@ -656,7 +555,7 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
         ex->req_done = true;
     if (take < len)
         ex->fe_blocked = true;
-    if (ex->up != NULL && ex->up->connected && ex->state != TG_EX_CONNECTING) {
+    if (ex->up != NULL && ex->state != TG_EX_CONNECTING) {
         /* A small piece that is not the last waits for the loop's next turn (the write
          * event), so a client feeding 1-byte chunks costs one send per burst, not one per
          * chunk; a full buffer or the end goes out at once. */
@@ -673,6 +572,7 @@ void tg_exchange_resume_response(tg_exchange_t *ex)
     if (!ex->paused || ex->up == NULL)
         return;
     ex->paused = false;
+    tg_upconn_wait(ex->up, true);
     arm(ex);
     process_response(ex);
 }

@@ -88,9 +88,9 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data)
     tg__qconn_t *c = from_user(user_data);
     c->handshake_done = true;
     handshake_over(c);
-    atomic_fetch_add_explicit(&c->lst->quic->stats->handshakes, 1, memory_order_relaxed);
-    c->client.cipher = cipher_name(c->tls);
-    c->client.resumed = gnutls_session_is_resumed(c->tls) != 0;
+    atomic_fetch_add_explicit(&c->pc.lst->quic->stats->handshakes, 1, memory_order_relaxed);
+    c->pc.client.cipher = cipher_name(c->tls);
+    c->pc.client.resumed = gnutls_session_is_resumed(c->tls) != 0;
     /* A ticket for resumption, and a token so the next connection from this address skips
      * Retry (RFC 9000 §8.1.3). Neither is worth failing the connection over. */
     (void)gnutls_session_ticket_send(c->tls, 1, 0);
@@ -235,10 +235,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static void fill_client(tg__qconn_t *c)
 {
-    tg_client_info_t *ci = &c->client;
-    ci->listener = c->lst->conf->id;
-    ci->listener_port = tg_addr_port((const struct sockaddr *)&c->lst->conf->addr);
-    tg_client_info_set_peer(&c->client, (const struct sockaddr *)&c->remote);
+    tg_client_info_t *ci = &c->pc.client;
+    ci->listener_port = tg_addr_port((const struct sockaddr *)&c->pc.lst->conf->addr);
+    tg_client_info_set_peer(&c->pc.client, (const struct sockaddr *)&c->remote);
     ci->sni = c->sni;
     ci->tls_version = "TLSv1.3";
     ci->cipher = "";
@@ -249,11 +248,10 @@ static void fill_client(tg__qconn_t *c)
 tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const ngtcp2_pkt_hd *hd,
                               const ngtcp2_cid *odcid, bool retried, bool validated)
 {
-    const tg_conf_limits_t *lim = &(*s->conf.current)->cfg->global.limits;
+    tg_generation_t *gen = *s->conf.conns->current;
+    const tg_conf_limits_t *lim = &gen->cfg->global.limits;
     tg__qconn_t *c = tg_calloc(1, sizeof(*c));
     c->srv = s;
-    c->gen = tg_generation_ref(*s->conf.current);
-    c->lst = d->lst;
     c->fd = d->fd;
     memcpy(&c->local, &d->local, d->local_len);
     c->local_len = d->local_len;
@@ -305,7 +303,7 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
     if (ngtcp2_conn_server_new(&c->qc, &hd->scid, &scid, &path, hd->version, &callbacks, &settings,
                                &params, NULL, c) != 0)
         goto fail;
-    c->tls = tg__quic_session_new(c->lst->quic, &c->ref);
+    c->tls = tg__quic_session_new(d->lst->quic, &c->ref);
     if (c->tls == NULL)
         goto fail;
     ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
@@ -317,16 +315,13 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
         snprintf(c->cid_hex + 2 * i, 3, "%02x", scid.data[i]);
     tg__cid_add(&s->cids, c->odcid, c->odcid_len, c);
     tg__cid_add(&s->cids, scid.data, scid.datalen, c);
+    /* Admitted (endpoint.c checked the limit): counted, and uncounted by the set. */
+    atomic_fetch_add_explicit(s->conf.conns->process_conns, 1, memory_order_relaxed);
+    tg_proxy_conn_add(s->conf.conns, &c->pc, &tg__qconn_ops, gen, d->lst);
     fill_client(c);
-
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
     s->nconns++;
     s->nhandshaking++;
     c->counted_handshaking = true;
-    atomic_fetch_add_explicit(s->conf.process_conns, 1, memory_order_relaxed);
     return c;
 
 fail:
@@ -334,7 +329,6 @@ fail:
         gnutls_deinit(c->tls);
     if (c->qc != NULL)
         ngtcp2_conn_del(c->qc);
-    tg_generation_unref(c->gen);
     free(c);
     return NULL;
 }
@@ -354,7 +348,7 @@ void tg__qconn_free(tg__qconn_t *c)
     }
     handshake_over(c);
     if (!c->handshake_done && !c->failure_counted)
-        atomic_fetch_add_explicit(&c->lst->quic->stats->failures[TG_TLS_FAIL_OTHER], 1,
+        atomic_fetch_add_explicit(&c->pc.lst->quic->stats->failures[TG_TLS_FAIL_OTHER], 1,
                                   memory_order_relaxed);
     /* Every id the connection still has: ngtcp2 tells us about retired ones only. */
     if (c->qc != NULL) {
@@ -374,20 +368,9 @@ void tg__qconn_free(tg__qconn_t *c)
     if (c->tls != NULL)
         gnutls_deinit(c->tls);
     free(c->close_pkt);
-    if (c->retire_at_ms != 0)
-        s->nretiring--;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
     s->nconns--;
-    atomic_fetch_sub_explicit(s->conf.process_conns, 1, memory_order_relaxed);
-    tg_generation_unref(c->gen);
+    tg_proxy_conn_remove(&c->pc); /* may call on_drained: last */
     free(c);
-    if (s->draining && s->nconns == 0 && s->conf.on_drained != NULL)
-        s->conf.on_drained(s->conf.arg);
 }
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -560,7 +543,7 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     bool moved =
         !tg_addr_equal((const struct sockaddr *)&d->remote, (const struct sockaddr *)&c->remote);
     if (moved)
-        tg_client_info_set_peer(&c->client, (const struct sockaddr *)&d->remote);
+        tg_client_info_set_peer(&c->pc.client, (const struct sockaddr *)&d->remote);
     int rv = ngtcp2_conn_read_pkt(c->qc, &path, NULL, d->data, d->len, tg__quic_now());
     if (rv == 0) {
         /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
@@ -569,7 +552,7 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
             const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
             memcpy(&c->remote, cur->remote.addr, cur->remote.addrlen);
             c->remote_len = cur->remote.addrlen;
-            tg_client_info_set_peer(&c->client, (const struct sockaddr *)&c->remote);
+            tg_client_info_set_peer(&c->pc.client, (const struct sockaddr *)&c->remote);
         }
         tg__qconn_kick(c);
         return;
@@ -592,13 +575,13 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
         return;
     case NGTCP2_ERR_CRYPTO:
         if (!c->handshake_done)
-            atomic_fetch_add_explicit(&c->lst->quic->stats->failures[TG_TLS_FAIL_PROTOCOL], 1,
+            atomic_fetch_add_explicit(&c->pc.lst->quic->stats->failures[TG_TLS_FAIL_PROTOCOL], 1,
                                       memory_order_relaxed);
         if (c->ccerr.error_code == NGTCP2_NO_ERROR)
             ngtcp2_connection_close_error_set_transport_error_tls_alert(
                 &c->ccerr, ngtcp2_conn_get_tls_alert(c->qc), NULL, 0);
         tg_log_info("listener \"%s\": QUIC handshake with %s failed: TLS alert %u",
-                    c->client.listener, c->client.addr, ngtcp2_conn_get_tls_alert(c->qc));
+                    c->pc.lst->conf->id, c->pc.client.addr, ngtcp2_conn_get_tls_alert(c->qc));
         c->failure_counted = true;
         close_conn(c);
         return;
@@ -657,3 +640,30 @@ void tg__qconn_shutdown(tg__qconn_t *c)
     else
         tg__qconn_kick(c);
 }
+
+/* ---- the connection set's side ------------------------------------------------------------ */
+
+static tg__qconn_t *from_pc(tg_proxy_conn_t *pc)
+{
+    return TG_STRUCT_FROM_MEMBER(tg__qconn_t, pc, pc);
+}
+
+/* GOAWAY, and CONNECTION_CLOSE once the open requests are answered. A request not read
+ * whole yet still finishes: QUIC listeners never verify clients, so there is no tightened
+ * check for drop_partial to honour. */
+static bool wind_down(tg_proxy_conn_t *pc, bool drop_partial)
+{
+    (void)drop_partial;
+    tg__qconn_shutdown(from_pc(pc));
+    return false;
+}
+
+static void close_now(tg_proxy_conn_t *pc)
+{
+    tg__qconn_close_now(from_pc(pc));
+}
+
+const tg_proxy_conn_ops_t tg__qconn_ops = {
+    .wind_down = wind_down,
+    .close_now = close_now,
+};

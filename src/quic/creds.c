@@ -122,7 +122,7 @@ static int on_client_hello(gnutls_session_t session)
 {
     ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
     tg__qconn_t *c = TG_STRUCT_FROM_MEMBER(tg__qconn_t, ref, ref);
-    const tg_quic_listener_t *ql = c->lst->quic;
+    const tg_quic_listener_t *ql = c->pc.lst->quic;
     char name[256];
     size_t len = sizeof(name) - 1;
     unsigned type = 0;

@@ -185,7 +185,7 @@ static void handoff(tg_quic_server_t *s, unsigned worker, const tg__dgram_t *d)
 static void accept_new(tg_quic_server_t *s, const tg__dgram_t *d)
 {
     ngtcp2_pkt_hd hd;
-    if (d->lst == NULL || d->lst->quic == NULL || s->draining ||
+    if (d->lst == NULL || d->lst->quic == NULL || s->conf.conns->draining ||
         ngtcp2_accept(&hd, d->data, d->len) != 0 || hd.type != NGTCP2_PKT_INITIAL)
         return; /* a 0-RTT packet ahead of its Initial, or a stopping worker: drop */
     /* The runtime's limit, not the config's: max_connections lowered to what the
@@ -193,9 +193,9 @@ static void accept_new(tg_quic_server_t *s, const tg__dgram_t *d)
      * backend descriptors as much as a TCP one's). */
     unsigned long max = s->conf.max_conns != NULL
                             ? atomic_load_explicit(s->conf.max_conns, memory_order_relaxed)
-                            : (*s->conf.current)->cfg->global.limits.max_connections;
+                            : (*s->conf.conns->current)->cfg->global.limits.max_connections;
     if (s->nhandshaking >= MAX_HANDSHAKES ||
-        atomic_load_explicit(s->conf.process_conns, memory_order_relaxed) >= max)
+        atomic_load_explicit(s->conf.conns->process_conns, memory_order_relaxed) >= max)
         return;
 
     ngtcp2_cid odcid;
@@ -394,51 +394,25 @@ void tg_quic_server_free(tg_quic_server_t *s)
     free(s);
 }
 
-void tg_quic_drain(tg_quic_server_t *s)
-{
-    s->draining = true;
-    for (tg__qconn_t *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        tg__qconn_shutdown(c);
-    }
-    if (s->nconns == 0 && s->conf.on_drained != NULL)
-        s->conf.on_drained(s->conf.arg);
-}
-
-size_t tg_quic_retire(tg_quic_server_t *s, const tg_generation_t *gen, uint64_t deadline_ms)
-{
-    for (tg__qconn_t *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->retire_at_ms != 0 || tg_generation_listener(gen, c->lst->conf) != NULL)
-            continue;
-        c->retire_at_ms = deadline_ms;
-        s->nretiring++;
-        tg__qconn_shutdown(c);
-    }
-    return s->nretiring;
-}
-
-size_t tg_quic_reap(tg_quic_server_t *s, uint64_t now_ms)
-{
-    for (tg__qconn_t *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->retire_at_ms != 0 && c->retire_at_ms <= now_ms)
-            tg__qconn_close_now(c);
-    }
-    return s->nretiring;
-}
-
 void tg_quic_close_all(tg_quic_server_t *s)
 {
-    while (s->conns != NULL)
-        tg__qconn_close_now(s->conns);
+    for (tg_proxy_conn_t *pc = tg_proxy_conns_first(s->conf.conns), *next; pc != NULL; pc = next) {
+        next = tg_proxy_conn_next(pc);
+        if (pc->ops == &tg__qconn_ops && TG_STRUCT_FROM_MEMBER(tg__qconn_t, pc, pc)->srv == s)
+            tg__qconn_close_now(TG_STRUCT_FROM_MEMBER(tg__qconn_t, pc, pc));
+    }
 }
 
 size_t tg_quic_conns_on(const tg_quic_server_t *s, int fd)
 {
     size_t n = 0;
-    for (const tg__qconn_t *c = s->conns; c != NULL; c = c->next)
-        n += c->fd == fd;
+    for (tg_proxy_conn_t *pc = tg_proxy_conns_first(s->conf.conns); pc != NULL;
+         pc = tg_proxy_conn_next(pc)) {
+        if (pc->ops != &tg__qconn_ops)
+            continue;
+        const tg__qconn_t *c = TG_STRUCT_FROM_MEMBER(tg__qconn_t, pc, pc);
+        n += c->srv == s && c->fd == fd;
+    }
     return n;
 }
 

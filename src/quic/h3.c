@@ -48,7 +48,7 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg);
 
 static void stream_arm(tg__h3stream_t *st)
 {
-    const tg_conf_limits_t *lim = &st->conn->gen->cfg->global.limits;
+    const tg_conf_limits_t *lim = &st->conn->pc.gen->cfg->global.limits;
     uint64_t ms = 0;
     if (st->timed_out)
         ms = 0;
@@ -93,7 +93,8 @@ static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
     tg__h3stream_t *st = tg_calloc(1, sizeof(*st));
     st->conn = c;
     st->id = id;
-    tg_http_fields_init(&st->fields, c->gen->cfg->global.limits.max_header_bytes, MAX_REQ_HEADERS);
+    tg_http_fields_init(&st->fields, c->pc.gen->cfg->global.limits.max_header_bytes,
+                        MAX_REQ_HEADERS);
     evtimer_assign(&st->timer, c->srv->conf.loop->base, on_stream_timer, st);
     st->next = c->streams;
     if (c->streams != NULL)
@@ -109,8 +110,6 @@ void tg__h3_stream_free(tg__h3stream_t *st)
     evtimer_del(&st->timer);
     if (st->ex_active && !st->ex_done)
         tg_exchange_abort(&st->ex);
-    if (st->route_gen != NULL)
-        tg_generation_unref(st->route_gen);
     c->out_buffered -= st->unacked;
     while (st->head != NULL) {
         tg__qchunk_t *k = st->head;
@@ -458,26 +457,14 @@ static int recv_header(nghttp3_conn *h3, int64_t stream_id, int32_t token, nghtt
 static void start_exchange(tg__h3stream_t *st, tg_http_body_t body)
 {
     tg__qconn_t *c = st->conn;
-    tg_quic_server_t *s = c->srv;
     st->started = true;
     st->ex_active = true;
     if (st->rejected) {
-        tg_exchange_reject(&st->ex, &h3_ops, s->conf.loop, &c->client, st->reject_status);
+        tg_exchange_reject(&st->ex, &h3_ops, &c->pc, st->reject_status);
         return;
     }
-    /* Later requests route by the newest generation, as on HTTP/1 (SPEC §7.3); a
-     * connection whose listener was removed keeps its own. */
-    const tg_listener_rt_t *l = c->lst;
-    tg_generation_t *cur = *s->conf.current;
-    if (cur != c->gen) {
-        const tg_listener_rt_t *nl = tg_generation_listener(cur, c->lst->conf);
-        if (nl != NULL) {
-            st->route_gen = tg_generation_ref(cur);
-            l = nl;
-        }
-    }
     st->req.body = body;
-    tg_exchange_start(&st->ex, &h3_ops, s->conf.loop, l->backend, &c->client, &st->req);
+    tg_exchange_start(&st->ex, &h3_ops, &c->pc, &st->req);
 }
 
 /* The head is complete: checked, turned into a request, and started when its framing is
@@ -643,7 +630,7 @@ int tg__h3_open(tg__qconn_t *c)
     nghttp3_settings_default(&settings);
     settings.qpack_max_dtable_capacity = 4096;
     settings.qpack_blocked_streams = 100;
-    settings.max_field_section_size = c->gen->cfg->global.limits.max_header_bytes;
+    settings.max_field_section_size = c->pc.gen->cfg->global.limits.max_header_bytes;
     if (nghttp3_conn_server_new(&c->h3, &tg__h3_callbacks, &settings, nghttp3_mem_default(), c) !=
         0)
         return -1;

@@ -105,11 +105,8 @@ typedef struct tg__dgram_s {
 struct tg_quic_server_s {
     tg_quic_server_conf_t conf;
     tg__cid_table_t cids;
-    tg__qconn_t *conns; /* doubly linked */
-    size_t nconns;
+    size_t nconns;       /* of the connection set's, ours */
     size_t nhandshaking; /* handshakes in flight: Retry and admission decisions */
-    size_t nretiring;
-    bool draining;
     /* handoff from other workers */
     pthread_mutex_t inbox_lock;
     tg__dgram_t *inbox;
@@ -141,7 +138,6 @@ typedef struct tg__h3stream_s {
     tg_http_request_t req;   /* ... and as the proxy takes it */
     bool rejected;           /* answered by the proxy itself (reject_status); body dropped */
     int reject_status;
-    tg_generation_t *route_gen; /* a newer generation than the connection's, held */
     bool headers_done;
     bool started; /* the exchange runs */
     bool fin;     /* the client's stream is complete */
@@ -164,13 +160,10 @@ typedef struct tg__h3stream_s {
 } tg__h3stream_t;
 
 struct tg__qconn_s {
+    tg_proxy_conn_t pc; /* in the worker's set: generation, listener, client info */
     tg_quic_server_t *srv;
-    tg__qconn_t *prev, *next;
     tg__qconn_t *dirty_next;
     bool dirty;
-    tg_generation_t *gen; /* accepted under: its credentials served the handshake */
-    const tg_listener_rt_t *lst;
-    uint64_t retire_at_ms;
     int fd;
     struct sockaddr_storage local;
     socklen_t local_len;
@@ -198,7 +191,6 @@ struct tg__qconn_s {
     size_t out_buffered; /* response bytes queued over all streams, not acked yet */
     char sni[256];
     char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];
-    tg_client_info_t client;
 };
 
 /* Give the client n more bytes of flow-control credit on stream_id and on the connection:
@@ -223,6 +215,8 @@ void tg__qconn_shutdown(tg__qconn_t *c);
 void tg__qconn_free(tg__qconn_t *c);
 /* Close now with CONNECTION_CLOSE, no closing period (drain timeout, retire deadline). */
 void tg__qconn_close_now(tg__qconn_t *c);
+/* How the worker's connection set ends a QUIC connection. */
+extern const tg_proxy_conn_ops_t tg__qconn_ops;
 bool tg__qconn_idle(const tg__qconn_t *c);
 
 /* h3.c */

@@ -24,16 +24,11 @@ static void generation_free(tg_generation_t *g)
     free(g);
 }
 
-void tg_generation_unref(tg_generation_t *g)
-{
-    if (g != NULL && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
-        generation_free(g);
-}
-
 tg_generation_t *tg_generation_build(tg_config_t *cfg, tg_errors_t *errs)
 {
     tg_generation_t *g = tg_calloc(1, sizeof(*g));
     atomic_init(&g->refs, 1);
+    g->_free = generation_free;
     g->cfg = cfg;
     size_t before = errs->nerrors;
 
@@ -69,17 +64,5 @@ tg_generation_t *tg_generation_build(tg_config_t *cfg, tg_errors_t *errs)
 
 fail:
     generation_free(g);
-    return NULL;
-}
-
-const tg_listener_rt_t *tg_generation_listener(const tg_generation_t *g,
-                                               const tg_conf_listener_t *like)
-{
-    for (size_t i = 0; i < g->nlisteners; i++) {
-        const tg_conf_listener_t *lc = g->listeners[i].conf;
-        if (lc->protocol == like->protocol &&
-            tg_addr_equal((const struct sockaddr *)&lc->addr, (const struct sockaddr *)&like->addr))
-            return &g->listeners[i];
-    }
     return NULL;
 }

@@ -48,7 +48,7 @@ typedef struct tg_worker_s {
     pthread_t thread;
     struct event_base *base;
     tg_loop_t loop;
-    tg_h1_server_t h1;
+    tg_proxy_conns_t conns; /* every frontend's client connections */
     tg_quic_server_t *quic;
     tg_generation_t *gen;            /* the worker's reference on the published generation */
     struct tg_acceptor_s *acceptors; /* one per inventory socket this worker listens on */

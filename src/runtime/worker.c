@@ -116,7 +116,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
-        tg_h1_accept(&w->h1, fd, (struct sockaddr *)&peer, len, w->gen, l);
+        tg_h1_accept(&w->conns, fd, (struct sockaddr *)&peer, len, w->gen, l);
     }
 }
 
@@ -187,21 +187,19 @@ static size_t sync_acceptors(tg_worker_t *w)
     return lingering;
 }
 
-/* Either frontend saw its last connection go: the worker ends when both have. */
+/* The last client connection went while stopping: the worker ends. */
 static void on_drained(void *arg)
 {
     tg_worker_t *w = arg;
-    if (w->stopping && w->h1.nconns == 0 && tg_quic_nconns(w->quic) == 0)
+    if (w->stopping)
         event_base_loopexit(w->base, NULL);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     tg_worker_t *w = arg;
-    tg_log_warn("worker %u: drain timeout, closing %zu connections", w->id,
-                w->h1.nconns + tg_quic_nconns(w->quic));
-    tg_h1_close_all(&w->h1);
-    tg_quic_close_all(w->quic);
+    tg_log_warn("worker %u: drain timeout, closing %zu connections", w->id, w->conns.n);
+    tg_proxy_conns_close_all(&w->conns);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -209,8 +207,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
     tg_worker_t *w = arg;
     uint64_t now = tg_now_ms();
-    size_t left = tg_h1_reap(&w->h1, now);
-    left += tg_quic_reap(w->quic, now);
+    size_t left = tg_proxy_conns_reap(&w->conns, now);
     pthread_mutex_lock(&w->rt->gen_lock);
     left += sync_acceptors(w);
     pthread_mutex_unlock(&w->rt->gen_lock);
@@ -231,8 +228,7 @@ static void take_generation(tg_worker_t *w)
     /* Connections of listeners that are gone finish their current request and close,
      * at the latest after drain_timeout. */
     uint64_t deadline = tg_now_ms() + w->gen->cfg->global.drain_timeout_ms;
-    size_t retiring = lingering + tg_h1_retire(&w->h1, w->gen, deadline);
-    retiring += tg_quic_retire(w->quic, w->gen, deadline);
+    size_t retiring = lingering + tg_proxy_conns_retire(&w->conns, w->gen, deadline);
     if (retiring > 0) {
         struct timeval tv = {0, REAP_INTERVAL_MS * 1000};
         evtimer_add(w->reap_timer, &tv);
@@ -255,8 +251,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
         evtimer_add(w->drain_timer, &tv);
-        tg_h1_drain(&w->h1);
-        tg_quic_drain(w->quic);
+        tg_proxy_conns_drain(&w->conns);
     }
 }
 
@@ -276,8 +271,7 @@ static void *worker_main(void *arg)
         w->acceptors = a->next;
         acceptor_close(a);
     }
-    tg_h1_close_all(&w->h1);
-    tg_quic_close_all(w->quic);
+    tg_proxy_conns_close_all(&w->conns);
     tg_uppool_destroy(&w->loop);
     return NULL;
 }
@@ -289,11 +283,11 @@ int tg__worker_start(tg_worker_t *w)
     if (w->base == NULL)
         return -1;
     tg_loop_init(&w->loop, w->base, w->id);
-    w->h1.loop = &w->loop;
-    w->h1.process_conns = &rt->conns;
-    w->h1.current = &w->gen;
-    w->h1.on_drained = on_drained;
-    w->h1.arg = w;
+    w->conns.loop = &w->loop;
+    w->conns.current = &w->gen;
+    w->conns.process_conns = &rt->conns;
+    w->conns.on_drained = on_drained;
+    w->conns.arg = w;
     w->notify = event_new(w->base, -1, 0, on_notify, w);
     w->reap_timer = event_new(w->base, -1, EV_PERSIST, on_reap, w);
     w->accept_resume = evtimer_new(w->base, on_accept_resume, w);
@@ -302,11 +296,8 @@ int tg__worker_start(tg_worker_t *w)
         .worker = w->id,
         .nworkers = rt->nworkers,
         .peers = rt->quic_peers,
-        .current = &w->gen,
-        .process_conns = &rt->conns,
+        .conns = &w->conns,
         .max_conns = &rt->max_conns,
-        .on_drained = on_drained,
-        .arg = w,
     };
     w->quic = tg_quic_server_new(&qconf);
     if (w->quic == NULL)

@@ -49,7 +49,7 @@ static struct {
     struct event_base *base;
     tg_loop_t loop;
     tg_generation_t *gen;
-    tg_h1_server_t srv;
+    tg_proxy_conns_t srv;
     atomic_ulong conns;
     SSL_CTX *client;
     int backend_fd;
@@ -260,7 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             F.session = SSL_get1_session(ssl); /* its ticket came with the first read */
         if (half_close)
             SSL_shutdown(ssl);
-        for (int i = 0; i < PUMP_ROUNDS && F.srv.nconns > 0; i++) {
+        for (int i = 0; i < PUMP_ROUNDS && F.srv.n > 0; i++) {
             pump(2);
             while (SSL_read(ssl, sink, sizeof(sink)) > 0)
                 ;
@@ -269,7 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SSL_free(ssl);
     close(sv[1]);
     pump(4);
-    tg_h1_close_all(&F.srv);
+    tg_proxy_conns_close_all(&F.srv);
     for (size_t i = 0; i < F.npeers; i++) {
         event_free(F.peer_evs[i]);
         close(F.peers[i]);
@@ -278,6 +278,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pump(2);
     /* Every connection gave its count back, whatever path it ended on. */
     CHECK(atomic_load(&F.conns) == 0);
-    CHECK(F.srv.nconns == 0);
+    CHECK(F.srv.n == 0);
     return 0;
 }

@@ -2,6 +2,8 @@
 # Builds every libFuzzer target tests/fuzz/fuzz_*.c with clang into build-fuzz/ and runs each
 # for FUZZ_SECONDS (default 60); exits non-zero when any target finds something.
 #
+# FUZZ_TARGETS="fuzz_a fuzz_b" limits the run to those targets (the long runs by hand).
+#
 # Optional per target NAME: seeds in tests/fuzz/corpus/NAME/, a dictionary in
 # tests/fuzz/NAME.dict. The growing corpus and any crash inputs stay in build-fuzz/.
 set -eu
@@ -19,7 +21,10 @@ fi
 targets=""
 for src in "$fuzz_dir"/fuzz_*.c; do
     [ -e "$src" ] || continue
-    targets="$targets $(basename "$src" .c)"
+    name=$(basename "$src" .c)
+    case " ${FUZZ_TARGETS:-$name} " in
+    *" $name "*) targets="$targets $name" ;;
+    esac
 done
 if [ -z "$targets" ]; then
     echo "run.sh: no fuzz targets in $fuzz_dir"

@@ -20,6 +20,7 @@
 #include "tollgate/http.h"
 #include "tollgate/proxy.h"
 #include "tollgate/upstream.h"
+#include "unit.h"
 
 /* ---- the fake frontend --------------------------------------------------------------- */
 
@@ -77,20 +78,44 @@ typedef struct world_s {
     int bfd; /* the backend's side of the exchange's connection */
     tg_config_t *cfg;
     tg_backend_t *backends;
-    tg_client_info_t client;
+    /* a generation of one listener "l" on the backend "app", and a connection on it */
+    tg_conf_listener_t lconf;
+    tg_listener_rt_t lrt;
+    tg_generation_t gen;
+    tg_generation_t *current; /* the worker's newest generation: &gen unless a test says */
+    tg_proxy_conns_t conns;
+    atomic_ulong nconns;
+    tg_proxy_conn_t pc;
     tg_exchange_t ex;
 } world_t;
 
-static int listen_any(uint16_t *port)
+/* The world's generations live in the world: the last reference frees nothing. */
+static void gen_free(tg_generation_t *g)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    *port = ntohs(sin.sin_port);
-    return fd;
+    (void)g;
+}
+
+static const tg_proxy_conn_ops_t no_conn_ops;
+
+/* g: a generation holding one listener "l" (127.0.0.1:443) on backends[0]. */
+static void gen_init(tg_generation_t *g, tg_listener_rt_t *l, tg_conf_listener_t *lc,
+                     tg_config_t *cfg, tg_backend_t *backends)
+{
+    lc->id = "l";
+    lc->protocol = TG_PROTO_HTTPS;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&lc->addr;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(443);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lc->addr_len = sizeof(*sin);
+    l->conf = lc;
+    l->backend = &backends[0];
+    atomic_init(&g->refs, 1);
+    g->cfg = cfg;
+    g->backends = backends;
+    g->listeners = l;
+    g->nlisteners = 1;
+    g->_free = gen_free;
 }
 
 /* A world whose backend "app" has the servers given (a %u in servers is the listening
@@ -99,28 +124,28 @@ static world_t *world_new(const char *servers, const char *extra)
 {
     world_t *w = calloc(1, sizeof(*w));
     uint16_t port;
-    w->lfd = listen_any(&port);
+    w->lfd = unit_listen_any(&port);
     w->bfd = -1;
     char srv[256];
     snprintf(srv, sizeof(srv), servers, port);
     char yaml[1024];
-    int n = snprintf(yaml, sizeof(yaml),
-                     "version: 1\nbackends:\n  app:\n    servers: [%s]\n    response_timeout: "
-                     "1s\n%s",
-                     srv, extra);
-    tg_errors_t errs;
-    tg_errors_init(&errs);
-    w->cfg = tg_config_parse(yaml, (size_t)n, "t.yaml", &errs);
-    if (w->cfg == NULL)
-        tg_errors_print(&errs, stderr);
-    assert_non_null(w->cfg);
-    tg_errors_free(&errs);
+    snprintf(yaml, sizeof(yaml),
+             "version: 1\nbackends:\n  app:\n    servers: [%s]\n    response_timeout: 1s\n%s", srv,
+             extra);
+    w->cfg = unit_config(yaml);
     w->backends = tg_backends_new(w->cfg);
     w->base = event_base_new();
     tg_loop_init(&w->loop, w->base, 0);
-    w->client.listener = "l";
-    w->client.sni = w->client.tls_version = w->client.cipher = "";
-    strcpy(w->client.addr, "127.0.0.1");
+    gen_init(&w->gen, &w->lrt, &w->lconf, w->cfg, w->backends);
+    w->current = &w->gen;
+    w->conns.loop = &w->loop;
+    w->conns.current = &w->current;
+    w->conns.process_conns = &w->nconns;
+    atomic_init(&w->nconns, 1); /* the connection below, as an acceptor counts it */
+    tg_proxy_conn_add(&w->conns, &w->pc, &no_conn_ops, &w->gen, &w->lrt);
+    tg_client_info_t *ci = &w->pc.client;
+    ci->sni = ci->tls_version = ci->cipher = "";
+    strcpy(ci->addr, "127.0.0.1");
     memset(&fake, 0, sizeof(fake));
     tg_accesslog_open(NULL);
     return w;
@@ -129,6 +154,9 @@ static world_t *world_new(const char *servers, const char *extra)
 static void world_free(world_t *w)
 {
     tg_exchange_abort(&w->ex); /* one a test left running: its upstream goes back */
+    tg_proxy_conn_remove(&w->pc);
+    assert_int_equal(atomic_load(&w->nconns), 0);
+    assert_int_equal(atomic_load(&w->gen.refs), 1); /* nothing kept a reference */
     if (w->bfd >= 0)
         close(w->bfd);
     close(w->lfd);
@@ -153,7 +181,8 @@ static void start(world_t *w, const char *head)
     tg_http_request_t req;
     int status;
     assert_true(tg_http_parse_request(head, strlen(head), &req, hs, 32, &status) > 0);
-    tg_exchange_start(&w->ex, &fake_ops, &w->loop, &w->backends[0], &w->client, &req);
+    w->lrt.backend = &w->backends[0]; /* a test may have replaced them */
+    tg_exchange_start(&w->ex, &fake_ops, &w->pc, &req);
 }
 
 /* The backend accepts the exchange's connection and reads what came; returns its length. */
@@ -275,11 +304,7 @@ static void test_fixed_answer_takes_a_body_in_pieces(void **state)
     world_t *w = world_new("\"127.0.0.1:%u\"", "");
     tg_backends_free(w->backends, w->cfg->nbackends);
     tg_config_free(w->cfg);
-    tg_errors_t errs;
-    tg_errors_init(&errs);
-    w->cfg = tg_config_parse(yaml, strlen(yaml), "t.yaml", &errs);
-    assert_non_null(w->cfg);
-    tg_errors_free(&errs);
+    w->cfg = unit_config(yaml);
     w->backends = tg_backends_new(w->cfg);
     start(w, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n");
     assert_int_equal(fake.status, 200);
@@ -336,6 +361,50 @@ static void test_reset_counts(void **state)
     }
 }
 
+/* A request on a connection accepted under an older generation routes by the newest one
+ * that still has its listener (a reload's new backends), holds that generation while it
+ * runs, and lets it go when it ends; a rejected request is logged under it as well. */
+static void test_routes_by_the_newest_generation(void **state)
+{
+    world_t *w = world_new("\"127.0.0.1:1\"", "");
+    const char *yaml = "version: 1\nbackends:\n  app: {fixed_response: {body: new}}\n";
+    tg_config_t *cfg2 = unit_config(yaml);
+    tg_backend_t *b2 = tg_backends_new(cfg2);
+    tg_generation_t gen2 = {0};
+    tg_listener_rt_t l2 = {0};
+    tg_conf_listener_t lc2 = {0};
+    gen_init(&gen2, &l2, &lc2, cfg2, b2);
+    w->current = &gen2;
+
+    fake.abort_in_head = false;
+    tg_http_header_t hs[8];
+    tg_http_request_t req;
+    int status;
+    const char *head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n";
+    assert_true(tg_http_parse_request(head, strlen(head), &req, hs, 8, &status) > 0);
+    tg_exchange_start(&w->ex, &fake_ops, &w->pc, &req);
+    assert_ptr_equal(w->ex.route, &l2);
+    assert_int_equal(atomic_load(&gen2.refs), 2); /* the exchange's own */
+    assert_int_equal(fake.status, 200);
+    assert_string_equal(fake.body, "new");
+    tg_exchange_write_body(&w->ex, "ab", 2, true);
+    assert_int_equal(fake.finished, 1);
+    assert_int_equal(atomic_load(&gen2.refs), 1); /* let go at the end */
+
+    tg_exchange_reject(&w->ex, &fake_ops, &w->pc, 400);
+    assert_int_equal(fake.status, 400);
+    assert_int_equal(atomic_load(&gen2.refs), 1);
+
+    /* A generation without the listener: the connection's own route. */
+    gen2.nlisteners = 0;
+    start(w, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_ptr_equal(w->ex.route, &w->lrt);
+    assert_int_equal(atomic_load(&gen2.refs), 1);
+    world_free(w);
+    tg_backends_free(b2, cfg2->nbackends);
+    tg_config_free(cfg2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_fixed_answer_takes_a_body_in_pieces),
         cmocka_unit_test(test_unusable_response_does_not_count),
         cmocka_unit_test(test_reset_counts),
+        cmocka_unit_test(test_routes_by_the_newest_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
