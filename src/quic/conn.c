@@ -519,6 +519,13 @@ void tg__qconn_kick(tg__qconn_t *c)
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
+static bool same_path(const struct sockaddr_storage *la, const struct sockaddr_storage *ra,
+                      const struct sockaddr_storage *lb, const struct sockaddr_storage *rb)
+{
+    return tg_addr_equal((const struct sockaddr *)la, (const struct sockaddr *)lb) &&
+           tg_addr_equal((const struct sockaddr *)ra, (const struct sockaddr *)rb);
+}
+
 void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
 {
     if (c->closing) {
@@ -534,6 +541,18 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
                           c->close_len);
         return;
     }
+    /* ngtcp2 0.12 aborts the process (conn_recv_non_probing_pkt_on_new_path asserts
+     * !conn->pmtud) when, while it validates a path the client moved to, a packet comes
+     * back on the path it left: one client with two source ports could kill every
+     * worker. A client that moved on does not come back; its old path is dropped. */
+    const ngtcp2_path *was = ngtcp2_conn_get_path(c->qc);
+    struct sockaddr_storage was_local, was_remote;
+    memcpy(&was_local, was->local.addr, was->local.addrlen);
+    memcpy(&was_remote, was->remote.addr, was->remote.addrlen);
+    /* (Unless ngtcp2 fell back to it itself, the new path failing validation.) */
+    if (c->has_left && same_path(&d->local, &d->remote, &c->left_local, &c->left_remote) &&
+        !same_path(&was_local, &was_remote, &c->left_local, &c->left_remote))
+        return;
     ngtcp2_path path = {
         .local = {.addr = (ngtcp2_sockaddr *)&d->local, .addrlen = d->local_len},
         .remote = {.addr = (ngtcp2_sockaddr *)&d->remote, .addrlen = d->remote_len},
@@ -548,8 +567,15 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     if (rv == 0) {
         /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
          * requests, their forwarded headers and the log name the new address. */
+        const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
+        if (!same_path((const struct sockaddr_storage *)cur->local.addr,
+                       (const struct sockaddr_storage *)cur->remote.addr, &was_local,
+                       &was_remote)) {
+            c->has_left = true;
+            c->left_local = was_local;
+            c->left_remote = was_remote;
+        }
         if (moved) {
-            const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
             memcpy(&c->remote, cur->remote.addr, cur->remote.addrlen);
             c->remote_len = cur->remote.addrlen;
             tg_client_info_set_peer(&c->pc.client, (const struct sockaddr *)&c->remote);

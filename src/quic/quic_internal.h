@@ -169,6 +169,11 @@ struct tg__qconn_s {
     socklen_t local_len;
     struct sockaddr_storage remote;
     socklen_t remote_len;
+    /* The path the connection last moved away from (has_left): never taken again, see
+     * tg__qconn_read. */
+    bool has_left;
+    struct sockaddr_storage left_local;
+    struct sockaddr_storage left_remote;
     ngtcp2_crypto_conn_ref ref;
     ngtcp2_conn *qc;
     nghttp3_conn *h3;

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "fuzz.h"
+#include "fuzz_pki.h"
 #include "tollgate/config.h"
 #include "tollgate/core.h"
 #include "tollgate/frontend.h"
@@ -92,49 +93,6 @@ static void on_backend(evutil_socket_t lfd, short what, void *arg)
     *slot = event_new(F.base, fd, EV_READ | EV_PERSIST, on_backend_peer, slot);
     event_add(*slot, NULL);
     F.peers[F.npeers++] = fd;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, mode);
-}
-
-/* A self-signed P-256 certificate for localhost in dir. */
-static void make_cert(const char *dir, char *crt, char *key)
-{
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    CHECK(pk != NULL && x != NULL);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, n);
-    X509_set_pubkey(x, pk);
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "DNS:localhost");
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    CHECK(X509_sign(x, pk, EVP_sha256()) > 0);
-    sprintf(crt, "%s/c.crt", dir);
-    sprintf(key, "%s/c.key", dir);
-    FILE *f = fopen(crt, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    f = fopen(key, "w");
-    PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    chmod(key, 0600);
-    X509_free(x);
-    EVP_PKEY_free(pk);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
