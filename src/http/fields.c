@@ -166,6 +166,10 @@ int tg_http_fields_finish(tg_http_fields_t *f, tg_http_request_t *req)
     for (size_t i = 0; i < mlen; i++)
         if (!tg_http_is_tchar((unsigned char)f->_buf[moff + i]))
             return 400;
+    /* CONNECT never carries :path (RFC 9114 §4.4), and the HTTP/1 backend would read
+     * "CONNECT /x" as no request at all: no tunnels here. */
+    if (mlen == 7 && memcmp(f->_buf + moff, "CONNECT", 7) == 0)
+        return 400;
     bool options = mlen == 7 && memcmp(f->_buf + moff, "OPTIONS", 7) == 0;
     const char *path = f->_buf + poff;
     if (plen == 0 || !visible(path, plen) ||

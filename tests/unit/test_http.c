@@ -965,6 +965,19 @@ static const tg_http_header_t *find_header(const tg_http_request_t *req, const c
     return NULL;
 }
 
+/* CONNECT with a :path (and the tabs a peer may pad the method with, trimmed as field
+ * whitespace) would reach an HTTP/1 backend as a request it reads otherwise: refused.
+ * Found by fuzz_http_fields. */
+static void test_fields_connect_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(
+        fields_case(FIELDS(":method: CONNECT\t\t", ":path: /5557769", ":authority: 1amh")), 400);
+    assert_int_equal(
+        fields_case(FIELDS(":method: CONNECT", ":path: /", ":authority: a", ":scheme: https")),
+        400);
+}
+
 static void test_fields_request(void **state)
 {
     (void)state;
@@ -1144,6 +1157,7 @@ int main(void)
         cmocka_unit_test(test_chunked_empty_input),
         cmocka_unit_test(test_util),
         cmocka_unit_test(test_fields_request),
+        cmocka_unit_test(test_fields_connect_refused),
         cmocka_unit_test(test_fields_refused),
         cmocka_unit_test(test_fields_forwarded_aliases),
         cmocka_unit_test(test_method_idempotent),
