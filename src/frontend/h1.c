@@ -568,7 +568,9 @@ static void drive(tg_h1conn_t *c, bool readable)
         if (n == TG_IO_AGAIN)
             break;
         if (n <= 0) {
-            /* The client is gone or half-closed: nothing more will come. */
+            /* The client is gone or half-closed: nothing more will come, and a read it
+             * wanted earlier must not keep the event armed on a socket at its end. */
+            c->io_want &= ~TG_WANT_READ;
             if (c->state != ST_EXCHANGE || !c->req_done)
                 goto close;
             c->peer_closed = true; /* answer what it asked, then close */
@@ -588,6 +590,10 @@ out:
         bool on_client = (tg_buf_len(&c->out) > 0 && (c->io_want & TG_WANT_WRITE)) ||
                          (c->state == ST_EXCHANGE && !c->req_done && !c->body_blocked);
         set_timer(c, on_client ? TM_CLIENT : TM_NONE);
+    } else if (c->state == ST_HEAD && out_full(c)) {
+        /* Requests wait because the client does not read our answers: that is a wait on
+         * the client (idle_timeout), not a slow head (408). */
+        set_timer(c, TM_CLIENT);
     }
     arm(c);
     c->in_drive = false;
