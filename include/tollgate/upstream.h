@@ -144,7 +144,7 @@ typedef struct tg_up_attempt_s {
     unsigned servers_tried; /* other servers after the first failed */
     unsigned again;         /* fresh connections after stale pooled ones */
     bool sent;              /* bytes of it reached the current connection */
-    bool req_done;          /* the client sent the whole request */
+    bool req_done;          /* the whole request reached the server's socket */
     bool resendable;        /* idempotent, and its whole head kept for another try */
 } tg_up_attempt_t;
 

@@ -167,7 +167,9 @@ static void upstream_failed(tg_exchange_t *ex, tg_up_failure_t what, int err, co
     tg_log_warn("backend \"%s\" server %s: %s", ex->backend->conf->id, ex->server_text, why);
     bool timeout = what == TG_UP_FAIL_SILENT || (what == TG_UP_FAIL_CONNECT && err == ETIMEDOUT);
     if (!ex->resp_head_sent) {
-        ex->attempt.req_done = ex->req_done;
+        /* Whole means delivered: a server that answers early and closes without reading
+         * an upload (an early 413) failed nothing. */
+        ex->attempt.req_done = ex->req_done && tg_buf_len(&ex->out) == 0;
         ex->attempt.resendable = ex->idempotent && ex->head_copy.data != NULL;
         tg_up_verdict_t v =
             tg_upstream_verdict(ex->backend, ex->server, ex->up, what, err, &ex->attempt);
@@ -175,6 +177,15 @@ static void upstream_failed(tg_exchange_t *ex, tg_up_failure_t what, int err, co
             return;
     }
     tg_exchange_fail(ex, timeout ? 504 : 502);
+}
+
+/* Whether we wait on the backend (it has request bytes to take, or the whole request and
+ * a client ready for the answer), in every state: a head that came early must not leave
+ * the rest of the exchange untimed, nor time a client's pause in its upload. */
+static void wait_update(tg_exchange_t *ex)
+{
+    if (ex->up != NULL)
+        tg_upconn_wait(ex->up, !ex->paused && (tg_buf_len(&ex->out) > 0 || ex->req_done));
 }
 
 static void arm(tg_exchange_t *ex)
@@ -203,11 +214,9 @@ static void flush_out(tg_exchange_t *ex)
     /* The response timeout measures the backend's silence (SPEC §5): while the request
      * goes up it runs from the last byte the backend took, and not at all while we wait
      * for the client's next bytes (the frontend times the client). */
-    if (ex->state == TG_EX_SENDING) {
-        if (tg_buf_len(&ex->out) == 0 && ex->req_done)
-            ex->state = TG_EX_WAIT_HEAD;
-        tg_upconn_wait(ex->up, tg_buf_len(&ex->out) > 0 || ex->req_done);
-    }
+    if (ex->state == TG_EX_SENDING && tg_buf_len(&ex->out) == 0 && ex->req_done)
+        ex->state = TG_EX_WAIT_HEAD;
+    wait_update(ex);
     arm(ex);
     if (ex->fe_blocked && tg_buf_len(&ex->out) < TG_BUF_SIZE / 2) {
         ex->fe_blocked = false;
@@ -246,7 +255,8 @@ static int take_head(tg_exchange_t *ex)
     size_t scanned = 0;
     size_t end = tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned);
     if (end == 0)
-        return tg_buf_len(in) >= in->cap ? -1 : 0; /* a head bigger than a buffer */
+        /* A head bigger than a buffer (an empty buffer, released after a 1xx, is not). */
+        return tg_buf_len(in) > 0 && tg_buf_len(in) >= in->cap ? -1 : 0;
 
     tg_http_header_t hs[MAX_RESP_HEADERS];
     tg_http_response_t resp;
@@ -305,8 +315,10 @@ static bool deliver(tg_exchange_t *ex, const char *data, size_t len)
         /* Waiting on the client now, which the frontend times: the backend's silence
          * meanwhile is ours, not its. */
         ex->paused = true;
-        if (ex->up != NULL)
-            tg_upconn_wait(ex->up, false);
+        if (ex->up != NULL) {
+            wait_update(ex);
+            arm(ex); /* and stop reading it: its buffer is full, the event would spin */
+        }
         return false;
     }
     return true;
@@ -505,8 +517,10 @@ void tg_exchange_start(tg_exchange_t *ex, const tg_frontend_ops_t *fe, tg_proxy_
 
 size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, bool last)
 {
-    if (ex->state != TG_EX_DONE && ex->req_body == TG_HTTP_BODY_LENGTH &&
-        (len > ex->req_remaining || (last && len != ex->req_remaining))) {
+    if (ex->state != TG_EX_DONE &&
+        ((ex->req_body == TG_HTTP_BODY_LENGTH &&
+          (len > ex->req_remaining || (last && len != ex->req_remaining))) ||
+         (ex->req_body == TG_HTTP_BODY_NONE && len > 0))) {
         /* More or fewer bytes than the head's Content-Length (an HTTP/3 stream whose DATA
          * disagrees with it, say): the backend must never get a body of another length
          * than it was told, which is request smuggling. Enforced here, for every
@@ -572,7 +586,7 @@ void tg_exchange_resume_response(tg_exchange_t *ex)
     if (!ex->paused || ex->up == NULL)
         return;
     ex->paused = false;
-    tg_upconn_wait(ex->up, true);
+    wait_update(ex);
     arm(ex);
     process_response(ex);
 }

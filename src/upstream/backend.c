@@ -162,12 +162,16 @@ void tg_backends_inherit(tg_backend_t *nb, size_t nn, const tg_backend_t *ob, si
             const tg_upstream_server_t *o = same_server(old, s);
             if (o == NULL)
                 continue;
-            atomic_store(&s->health_up, atomic_load(&o->health_up));
             atomic_store(&s->out_until_ms, atomic_load(&o->out_until_ms));
             atomic_store(&s->_window_ms, atomic_load(&o->_window_ms));
             atomic_store(&s->_fails, atomic_load(&o->_fails));
-            s->_ok_streak = o->_ok_streak;
-            s->_fail_streak = o->_fail_streak;
+            /* The active checks' verdict only where checks still run: a backend whose
+             * checks were removed has nobody left to bring a down server back. */
+            if (nb[i].conf->health.enabled && old->conf->health.enabled) {
+                atomic_store(&s->health_up, atomic_load(&o->health_up));
+                s->_ok_streak = o->_ok_streak;
+                s->_fail_streak = o->_fail_streak;
+            }
         }
     }
 }
