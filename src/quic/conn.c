@@ -543,16 +543,21 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     }
     /* ngtcp2 0.12 aborts the process (conn_recv_non_probing_pkt_on_new_path asserts
      * !conn->pmtud) when, while it validates a path the client moved to, a packet comes
-     * back on the path it left: one client with two source ports could kill every
-     * worker. A client that moved on does not come back; its old path is dropped. */
+     * back on a path it left: one client with two source ports could kill every worker.
+     * A client that moved on does not come back; the paths it left are dropped (unless
+     * ngtcp2 fell back to one itself, the new path failing validation), and past
+     * TG__QUIC_PATHS_LEFT moves it stays where it is. */
     const ngtcp2_path *was = ngtcp2_conn_get_path(c->qc);
     struct sockaddr_storage was_local, was_remote;
     memcpy(&was_local, was->local.addr, was->local.addrlen);
     memcpy(&was_remote, was->remote.addr, was->remote.addrlen);
-    /* (Unless ngtcp2 fell back to it itself, the new path failing validation.) */
-    if (c->has_left && same_path(&d->local, &d->remote, &c->left_local, &c->left_remote) &&
-        !same_path(&was_local, &was_remote, &c->left_local, &c->left_remote))
-        return;
+    if (!same_path(&d->local, &d->remote, &was_local, &was_remote)) {
+        if (c->nleft == TG__QUIC_PATHS_LEFT)
+            return;
+        for (unsigned i = 0; i < c->nleft; i++)
+            if (same_path(&d->local, &d->remote, &c->left[i].local, &c->left[i].remote))
+                return;
+    }
     ngtcp2_path path = {
         .local = {.addr = (ngtcp2_sockaddr *)&d->local, .addrlen = d->local_len},
         .remote = {.addr = (ngtcp2_sockaddr *)&d->remote, .addrlen = d->remote_len},
@@ -571,9 +576,11 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
         if (!same_path((const struct sockaddr_storage *)cur->local.addr,
                        (const struct sockaddr_storage *)cur->remote.addr, &was_local,
                        &was_remote)) {
-            c->has_left = true;
-            c->left_local = was_local;
-            c->left_remote = was_remote;
+            if (c->nleft < TG__QUIC_PATHS_LEFT) {
+                c->left[c->nleft].local = was_local;
+                c->left[c->nleft].remote = was_remote;
+                c->nleft++;
+            }
         }
         if (moved) {
             memcpy(&c->remote, cur->remote.addr, cur->remote.addrlen);

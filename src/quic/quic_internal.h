@@ -126,6 +126,9 @@ struct tg_quic_server_s {
 /* Requests a client may have open at once on one connection. */
 #define TG__QUIC_MAX_STREAMS_BIDI 100
 
+/* Paths a connection may move away from in its life; a client past that stays put. */
+#define TG__QUIC_PATHS_LEFT 4
+
 /* What the HTTP/3 stream of one request holds (h3.c). */
 typedef struct tg__qchunk_s tg__qchunk_t;
 
@@ -169,11 +172,12 @@ struct tg__qconn_s {
     socklen_t local_len;
     struct sockaddr_storage remote;
     socklen_t remote_len;
-    /* The path the connection last moved away from (has_left): never taken again, see
-     * tg__qconn_read. */
-    bool has_left;
-    struct sockaddr_storage left_local;
-    struct sockaddr_storage left_remote;
+    /* The paths the connection moved away from: never taken again, see tg__qconn_read. */
+    struct tg__qpath_s {
+        struct sockaddr_storage local;
+        struct sockaddr_storage remote;
+    } left[TG__QUIC_PATHS_LEFT];
+    unsigned nleft;
     ngtcp2_crypto_conn_ref ref;
     ngtcp2_conn *qc;
     nghttp3_conn *h3;
