@@ -547,16 +547,20 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
      * A client that moved on does not come back; the paths it left are dropped (unless
      * ngtcp2 fell back to one itself, the new path failing validation), and past
      * TG__QUIC_PATHS_LEFT moves it stays where it is. */
-    const ngtcp2_path *was = ngtcp2_conn_get_path(c->qc);
-    struct sockaddr_storage was_local, was_remote;
-    memcpy(&was_local, was->local.addr, was->local.addrlen);
-    memcpy(&was_remote, was->remote.addr, was->remote.addrlen);
-    if (!same_path(&d->local, &d->remote, &was_local, &was_remote)) {
+    /* Only a datagram off the current path can change it: the usual one costs a compare. */
+    const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
+    bool elsewhere =
+        !same_path(&d->local, &d->remote, (const struct sockaddr_storage *)cur->local.addr,
+                   (const struct sockaddr_storage *)cur->remote.addr);
+    struct tg__qpath_s was;
+    if (elsewhere) {
         if (c->nleft == TG__QUIC_PATHS_LEFT)
             return;
         for (unsigned i = 0; i < c->nleft; i++)
             if (same_path(&d->local, &d->remote, &c->left[i].local, &c->left[i].remote))
                 return;
+        memcpy(&was.local, cur->local.addr, cur->local.addrlen);
+        memcpy(&was.remote, cur->remote.addr, cur->remote.addrlen);
     }
     ngtcp2_path path = {
         .local = {.addr = (ngtcp2_sockaddr *)&d->local, .addrlen = d->local_len},
@@ -572,16 +576,11 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     if (rv == 0) {
         /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
          * requests, their forwarded headers and the log name the new address. */
-        const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
-        if (!same_path((const struct sockaddr_storage *)cur->local.addr,
-                       (const struct sockaddr_storage *)cur->remote.addr, &was_local,
-                       &was_remote)) {
-            if (c->nleft < TG__QUIC_PATHS_LEFT) {
-                c->left[c->nleft].local = was_local;
-                c->left[c->nleft].remote = was_remote;
-                c->nleft++;
-            }
-        }
+        cur = ngtcp2_conn_get_path(c->qc);
+        if (elsewhere &&
+            !same_path((const struct sockaddr_storage *)cur->local.addr,
+                       (const struct sockaddr_storage *)cur->remote.addr, &was.local, &was.remote))
+            c->left[c->nleft++] = was; /* room: checked before the read */
         if (moved) {
             memcpy(&c->remote, cur->remote.addr, cur->remote.addrlen);
             c->remote_len = cur->remote.addrlen;
