@@ -84,6 +84,7 @@ static struct {
     char path[2048];
     const char *sni, *cacert, *priority;
     bool insecure, new_conn, allow_remote, verbose;
+    bool cancel; /* --cancel: every request reset as soon as its HEADERS are out */
     int conns, streams, threads;
     uint64_t requests; /* -n; 0 when -D */
     double duration_s, max_time_s, timeout_s;
@@ -111,6 +112,7 @@ typedef struct stream {
     int64_t id; /* -1: slot free */
     uint64_t t_start_ns;
     int status;
+    bool headers_out; /* the HEADERS frame (and its FIN) went into a packet */
 } stream_t;
 
 typedef enum { C_IDLE, C_WAIT, C_OPEN, C_DONE } conn_state_t;
@@ -120,10 +122,10 @@ typedef enum { E_HANDSHAKE, E_TIMEOUT, E_CLOSED, E_PROTOCOL, E_KINDS } conn_err_
 static const char *const err_names[E_KINDS] = {"handshake", "idle timeout", "closed by server",
                                                "protocol"};
 
-typedef enum { OUT_OK, OUT_NON2XX, OUT_RESET, OUT_CONN } outcome_t;
+typedef enum { OUT_OK, OUT_NON2XX, OUT_RESET, OUT_CONN, OUT_CANCELLED } outcome_t;
 
 typedef struct stats {
-    uint64_t ok, non2xx, reset, conn_failed; /* requests, by outcome */
+    uint64_t ok, non2xx, reset, conn_failed, cancelled; /* requests, by outcome */
     uint64_t handshakes, conn_err[E_KINDS];
     uint64_t body_bytes, tx_bytes, rx_bytes, tx_pkts, rx_pkts, tx_dropped;
     uint64_t hist_req[HIST_BUCKETS], hist_hs[HIST_BUCKETS];
@@ -216,6 +218,9 @@ static void finish_request(conn_t *c, stream_t *s, outcome_t how)
         break;
     case OUT_CONN:
         w->st.conn_failed++;
+        break;
+    case OUT_CANCELLED:
+        w->st.cancelled++;
         break;
     }
     if (s) {
@@ -570,7 +575,8 @@ static void fail_conn(conn_t *c, conn_err_t kind, const char *why, bool tell_ser
 {
     worker_t *w = c->w;
     uint64_t now = now_ns();
-    bool busy = c->inflight || c->pending || !c->handshake_done;
+    /* --cancel: the requests are over on our side, but a close is the server's answer. */
+    bool busy = c->inflight || c->pending || !c->handshake_done || cfg.cancel;
     if (!deadline_passed(now) && busy) {
         if (!c->handshake_done)
             kind = E_HANDSHAKE;
@@ -747,6 +753,18 @@ static int submit_requests(conn_t *c)
     return 0;
 }
 
+/* --cancel: a request's stream is cancelled once its whole HEADERS frame, with the FIN, is
+ * in a packet (ndata bytes of vec were). */
+static void note_written(conn_t *c, int64_t stream_id, int fin, const nghttp3_vec *vec,
+                         nghttp3_ssize nvec, ngtcp2_ssize ndata)
+{
+    if (!cfg.cancel || !fin || ndata < 0 || (uint64_t)ndata != nghttp3_vec_len(vec, (size_t)nvec))
+        return;
+    for (int i = 0; i < cfg.streams; i++)
+        if (c->streams[i].id == stream_id)
+            c->streams[i].headers_out = true;
+}
+
 /* Hands ngtcp2 what nghttp3 has to send and writes the packets, within the send quantum.
  * Returns 0, or an ngtcp2 error (NGTCP2_ERR_CALLBACK_FAILURE for an nghttp3 one). */
 static int write_packets(conn_t *c)
@@ -791,6 +809,7 @@ static int write_packets(conn_t *c)
             case NGTCP2_ERR_WRITE_MORE:
                 if (nghttp3_conn_add_write_offset(c->h3, stream_id, (size_t)ndata) != 0)
                     return NGTCP2_ERR_CALLBACK_FAILURE;
+                note_written(c, stream_id, fin, vec, nvec, ndata);
                 continue;
             default:
                 ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, (int)n, NULL,
@@ -800,6 +819,7 @@ static int write_packets(conn_t *c)
         }
         if (ndata >= 0 && nghttp3_conn_add_write_offset(c->h3, stream_id, (size_t)ndata) != 0)
             return NGTCP2_ERR_CALLBACK_FAILURE;
+        note_written(c, stream_id, fin, vec, nvec, ndata);
         if (n == 0) /* nothing more, or congestion limited: wait for ACKs or the timer */
             break;
         send_packet(c, buf, (size_t)n);
@@ -812,6 +832,24 @@ static int write_packets(conn_t *c)
     if (ngtcp2_conn_get_handshake_completed(c->qc))
         ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     return 0;
+}
+
+/* --cancel: the requests whose HEADERS are out are reset both ways (RESET_STREAM and
+ * STOP_SENDING with H3_REQUEST_CANCELLED), the pattern of a rapid-reset attack; each counts
+ * as cancelled and frees its slot for the next. Returns whether any was. */
+static bool cancel_requests(conn_t *c)
+{
+    bool any = false;
+    for (int i = 0; cfg.cancel && i < cfg.streams; i++) {
+        stream_t *s = &c->streams[i];
+        if (s->id < 0 || !s->headers_out)
+            continue;
+        nghttp3_conn_shutdown_stream_read(c->h3, s->id);
+        ngtcp2_conn_shutdown_stream(c->qc, s->id, NGHTTP3_H3_REQUEST_CANCELLED);
+        finish_request(c, s, OUT_CANCELLED);
+        any = true;
+    }
+    return any;
 }
 
 static void flush_conn(conn_t *c)
@@ -832,6 +870,8 @@ static void flush_conn(conn_t *c)
         return;
     }
     rv = write_packets(c);
+    if (rv == 0 && cancel_requests(c))
+        rv = write_packets(c); /* the resets go out with the HEADERS' flight */
     if (rv != 0) {
         fail_conn(c, E_PROTOCOL, ngtcp2_strerror(rv), true);
         return;
@@ -859,7 +899,14 @@ static void read_conn(conn_t *c)
         ngtcp2_pkt_info pi = {0};
         int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, w->rx, (size_t)n, now_ns());
         if (rv == NGTCP2_ERR_DRAINING) {
-            fail_conn(c, E_CLOSED, "the server closed the connection", false);
+            ngtcp2_connection_close_error e;
+            ngtcp2_conn_get_connection_close_error(c->qc, &e);
+            char why[96];
+            snprintf(why, sizeof why, "the server closed the connection (%s error 0x%llx)",
+                     e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? "application"
+                                                                                   : "transport",
+                     (unsigned long long)e.error_code);
+            fail_conn(c, E_CLOSED, why, false);
             return;
         }
         if (rv != 0) {
@@ -972,6 +1019,8 @@ static void usage(const char *prog, FILE *to)
           "  -n, --requests N     total requests (default 1000 unless -D)\n"
           "  -D, --duration S     run for S seconds instead of a request count\n"
           "  -t, --threads N      threads, each an event loop with its share of -c (default 1)\n"
+          "      --cancel         reset every request (RESET_STREAM and STOP_SENDING) as soon\n"
+          "                       as its HEADERS are out, as a rapid-reset attack does\n"
           "      --new-conn       one request per connection, then a new connection:\n"
           "                       measures full handshakes/s (no resumption, no tickets)\n"
           "      --sni NAME       server name sent and verified (default: the URL host, or\n"
@@ -988,7 +1037,9 @@ static void usage(const char *prog, FILE *to)
           "  -v, --verbose        ngtcp2's log of every connection on stderr (use with -n 1)\n"
           "A request is done when its whole response is in; latency is from submitting it.\n"
           "Errors: connection errors by kind (a request on a failed connection fails too),\n"
-          "non-2xx answers and streams reset by the server, each counted apart.\n",
+          "non-2xx answers and streams reset by the server, each counted apart. With --cancel\n"
+          "the run succeeds when requests were cancelled; how the server took it is in the\n"
+          "first connection error (a close with its error code).\n",
           to);
 }
 
@@ -1083,7 +1134,8 @@ enum {
     OPT_TIMEOUT,
     OPT_MAX_TIME,
     OPT_ALLOW_REMOTE,
-    OPT_PRIORITY
+    OPT_PRIORITY,
+    OPT_CANCEL
 };
 
 static void sum_stats(stats_t *sum, const stats_t *st)
@@ -1092,6 +1144,7 @@ static void sum_stats(stats_t *sum, const stats_t *st)
     sum->non2xx += st->non2xx;
     sum->reset += st->reset;
     sum->conn_failed += st->conn_failed;
+    sum->cancelled += st->cancelled;
     sum->handshakes += st->handshakes;
     for (int k = 0; k < E_KINDS; k++)
         sum->conn_err[k] += st->conn_err[k];
@@ -1123,6 +1176,7 @@ int main(int argc, char **argv)
         {"max-time", required_argument, NULL, OPT_MAX_TIME},
         {"allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE},
         {"priority", required_argument, NULL, OPT_PRIORITY},
+        {"cancel", no_argument, NULL, OPT_CANCEL},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1170,6 +1224,9 @@ int main(int argc, char **argv)
             break;
         case OPT_PRIORITY:
             cfg.priority = optarg;
+            break;
+        case OPT_CANCEL:
+            cfg.cancel = true;
             break;
         case 'v':
             cfg.verbose = true;
@@ -1288,7 +1345,7 @@ int main(int argc, char **argv)
     double secs = (double)(t_stop - t_begin_ns) / 1e9;
     bool cut = cfg.requests && (atomic_load(&stop_now) || now_ns() >= t_end_ns);
 
-    uint64_t done = sum->ok + sum->non2xx + sum->reset + sum->conn_failed;
+    uint64_t done = sum->ok + sum->non2xx + sum->reset + sum->conn_failed + sum->cancelled;
     uint64_t conn_errors = 0;
     for (int k = 0; k < E_KINDS; k++)
         conn_errors += sum->conn_err[k];
@@ -1315,10 +1372,11 @@ int main(int argc, char **argv)
            cfg.requests ? "by count" : "by time");
     printf("session: %s\n", session_line);
     printf("requests: %llu done in %.2f s = %.1f req/s (2xx %llu, non-2xx %llu, reset %llu, failed "
-           "with their connection %llu)%s\n",
+           "with their connection %llu, cancelled %llu)%s\n",
            (unsigned long long)done, secs, rps, (unsigned long long)sum->ok,
            (unsigned long long)sum->non2xx, (unsigned long long)sum->reset,
-           (unsigned long long)sum->conn_failed, cut ? "; cut short by --max-time or SIGINT" : "");
+           (unsigned long long)sum->conn_failed, (unsigned long long)sum->cancelled,
+           cut ? "; cut short by --max-time or SIGINT" : "");
     printf("handshakes: %llu full = %.1f/s, handshake latency p50 %.3f ms, p99 %.3f ms\n",
            (unsigned long long)sum->handshakes, hps,
            (double)hist_quantile(sum->hist_hs, 0.50) / 1000,
@@ -1335,10 +1393,11 @@ int main(int argc, char **argv)
     printf("), non-2xx %llu, reset streams %llu\n", (unsigned long long)sum->non2xx,
            (unsigned long long)sum->reset);
     printf("result: req_per_s=%.1f hs_per_s=%.1f p50_ms=%.3f p99_ms=%.3f conn_errors=%llu "
-           "non2xx=%llu reset=%llu\n",
+           "non2xx=%llu reset=%llu cancelled=%llu closed=%llu\n",
            rps, hps, p50, p99, (unsigned long long)conn_errors, (unsigned long long)sum->non2xx,
-           (unsigned long long)sum->reset);
-    int rc = sum->ok ? 0 : 1;
+           (unsigned long long)sum->reset, (unsigned long long)sum->cancelled,
+           (unsigned long long)sum->conn_err[E_CLOSED]);
+    int rc = sum->ok || sum->cancelled ? 0 : 1;
     for (int i = 0; i < cfg.threads; i++) {
         for (int j = 0; j < workers[i].nconns; j++)
             free(workers[i].conns[j].streams);

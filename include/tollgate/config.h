@@ -123,11 +123,12 @@ typedef struct tg_conf_listener_s {
 } tg_conf_listener_t;
 
 typedef struct tg_conf_limits_s {
-    uint64_t max_connections;      /* default 100000 */
-    uint64_t handshake_timeout_ms; /* default 10s */
-    uint64_t header_timeout_ms;    /* default 10s */
-    uint64_t idle_timeout_ms;      /* default 60s */
-    uint64_t max_header_bytes;     /* default 32768, 1024..1048576 */
+    uint64_t max_connections;        /* default 100000 */
+    uint64_t handshake_timeout_ms;   /* default 10s */
+    uint64_t header_timeout_ms;      /* default 10s */
+    uint64_t idle_timeout_ms;        /* default 60s */
+    uint64_t max_header_bytes;       /* default 32768, 1024..1048576 */
+    uint64_t max_concurrent_streams; /* per HTTP/2 or HTTP/3 connection: default 128, 1..1000 */
 } tg_conf_limits_t;
 
 typedef struct tg_config_s {

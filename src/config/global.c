@@ -65,6 +65,11 @@ static const tg__key_t limits_keys[] = {
      .off = L(max_header_bytes),
      .min = 1024,
      .max = 1048576},
+    {.name = "max_concurrent_streams",
+     .set = tg__set_u64,
+     .off = L(max_concurrent_streams),
+     .min = 1,
+     .max = 1000},
 };
 
 static void set_limits(tg__ctx_t *c, const tg__sect_t *s, const tg__key_t *k, const tg__node_t *key,

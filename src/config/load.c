@@ -124,6 +124,7 @@ static tg_config_t *config_new(const char *path)
         .header_timeout_ms = 10 * 1000,
         .idle_timeout_ms = 60 * 1000,
         .max_header_bytes = 32768,
+        .max_concurrent_streams = 128,
     };
     return cfg;
 }

@@ -157,23 +157,35 @@ static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
     return 0;
 }
 
+/* The client's RESET_STREAM: nghttp3 stops reading the stream, and h3.c ends a request that
+ * cannot be whole any more. */
 static int stream_reset_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_size,
                            uint64_t app_error_code, void *user_data, void *stream_user_data)
 {
     (void)qc;
     (void)final_size;
     (void)app_error_code;
+    tg__qconn_t *c = from_user(user_data);
+    if (c->h3 == NULL)
+        return 0;
+    int rv = nghttp3_conn_shutdown_stream_read(c->h3, stream_id);
+    if (rv != 0)
+        return app_error(c, rv);
+    tg__h3_stream_reset(c, stream_user_data);
+    return 0;
+}
+
+/* ngtcp2 0.12 calls this when we stop reading a stream (not for the client's STOP_SENDING:
+ * ngtcp2 answers that with a RESET_STREAM of its own, and the stream closes). */
+static int stream_stop_sending_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t app_error_code,
+                                  void *user_data, void *stream_user_data)
+{
+    (void)qc;
+    (void)app_error_code;
     (void)stream_user_data;
     tg__qconn_t *c = from_user(user_data);
     int rv = c->h3 ? nghttp3_conn_shutdown_stream_read(c->h3, stream_id) : 0;
     return rv != 0 ? app_error(c, rv) : 0;
-}
-
-static int stream_stop_sending_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t app_error_code,
-                                  void *user_data, void *stream_user_data)
-{
-    /* The client wants no more of the response: as with a reset, our reading side ends. */
-    return stream_reset_cb(qc, stream_id, 0, app_error_code, user_data, stream_user_data);
 }
 
 static int extend_max_remote_streams_bidi_cb(ngtcp2_conn *qc, uint64_t max_streams, void *user_data)
@@ -281,7 +293,7 @@ tg__qconn_t *tg__qconn_accept(tg_quic_server_t *s, const tg__dgram_t *d, const n
     params.initial_max_stream_data_bidi_remote = STREAM_WINDOW;
     params.initial_max_stream_data_uni = STREAM_WINDOW;
     params.initial_max_data = CONN_WINDOW;
-    params.initial_max_streams_bidi = TG__QUIC_MAX_STREAMS_BIDI;
+    params.initial_max_streams_bidi = lim->max_concurrent_streams;
     params.initial_max_streams_uni = 3; /* control and the two QPACK streams */
     params.max_idle_timeout = lim->idle_timeout_ms * NGTCP2_MILLISECONDS;
     params.active_connection_id_limit = CID_LIMIT;
@@ -573,6 +585,12 @@ void tg__qconn_read(tg__qconn_t *c, const tg__dgram_t *d)
     if (moved)
         tg_client_info_set_peer(&c->pc.client, (const struct sockaddr *)&d->remote);
     int rv = ngtcp2_conn_read_pkt(c->qc, &path, NULL, d->data, d->len, tg__quic_now());
+    if (rv == 0 && c->excessive) {
+        ngtcp2_connection_close_error_set_application_error(&c->ccerr, NGHTTP3_H3_EXCESSIVE_LOAD,
+                                                            NULL, 0);
+        close_conn(c);
+        return;
+    }
     if (rv == 0) {
         /* The client moved (migration, NAT rebinding) once ngtcp2 switched paths: later
          * requests, their forwarded headers and the log name the new address. */

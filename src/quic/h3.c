@@ -50,7 +50,7 @@ static void stream_arm(tg__h3stream_t *st)
 {
     const tg_conf_limits_t *lim = &st->conn->pc.gen->cfg->global.limits;
     uint64_t ms = 0;
-    if (st->timed_out)
+    if (st->timer_off)
         ms = 0;
     else if (!st->headers_done)
         ms = lim->header_timeout_ms;
@@ -88,6 +88,20 @@ static void stop_request_body(tg__h3stream_t *st, uint64_t app_error)
     }
 }
 
+/* The request ends here, unanswered: the exchange stops (its backend connection is not held
+ * any longer), nothing more of the request is read and the stream is reset both ways. */
+static void stream_abandon(tg__h3stream_t *st, uint64_t app_error)
+{
+    tg__qconn_t *c = st->conn;
+    st->timer_off = true;
+    evtimer_del(&st->timer);
+    if (st->ex_active && !st->ex_done)
+        tg_exchange_abort(&st->ex);
+    st->ex_active = false;
+    stop_request_body(st, app_error);
+    ngtcp2_conn_shutdown_stream(c->qc, st->id, app_error);
+}
+
 static tg__h3stream_t *stream_new(tg__qconn_t *c, int64_t id)
 {
     tg__h3stream_t *st = tg_calloc(1, sizeof(*st));
@@ -120,6 +134,8 @@ void tg__h3_stream_free(tg__h3stream_t *st)
     tg_http_fields_free(&st->fields);
     if (c->h3 != NULL)
         nghttp3_conn_set_stream_user_data(c->h3, st->id, NULL);
+    if (c->qc != NULL) /* NGTCP2_ERR_STREAM_NOT_FOUND once ngtcp2 closed it: as good */
+        (void)ngtcp2_conn_set_stream_user_data(c->qc, st->id, NULL);
     if (st->prev != NULL)
         st->prev->next = st->next;
     else
@@ -297,11 +313,7 @@ static void fe_send_head(tg_exchange_t *ex, int status, const tg_http_header_t *
     int rv =
         nghttp3_conn_submit_response(c->h3, st->id, nva, k, content_length == -2 ? NULL : &reader);
     if (rv != 0) {
-        /* No way to answer: the backend is not read for nobody. */
-        tg_exchange_abort(&st->ex);
-        st->ex_active = false;
-        stop_request_body(st, NGHTTP3_H3_INTERNAL_ERROR);
-        ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_INTERNAL_ERROR);
+        stream_abandon(st, NGHTTP3_H3_INTERNAL_ERROR); /* the backend is not read for nobody */
     }
     tg__qconn_kick(c);
 }
@@ -330,6 +342,8 @@ static void fe_finish(tg_exchange_t *ex, bool ok)
     st->ex_done = true;
     st->out_blocked = false;
     if (ok) {
+        if (c->cancel_debt > 0)
+            c->cancel_debt--;
         st->resp_eof = true;
         nghttp3_conn_resume_stream(c->h3, st->id);
         /* An answer before the whole request (an early 413, an error of ours): the rest
@@ -431,6 +445,7 @@ static int begin_headers(nghttp3_conn *h3, int64_t stream_id, void *conn_user_da
     tg__qconn_t *c = conn_user_data;
     tg__h3stream_t *st = stream_new(c, stream_id);
     nghttp3_conn_set_stream_user_data(h3, stream_id, st);
+    ngtcp2_conn_set_stream_user_data(c->qc, stream_id, st); /* for the client's resets */
     stream_arm(st);
     return 0;
 }
@@ -554,7 +569,7 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     tg__h3stream_t *st = arg;
     tg__qconn_t *c = st->conn;
-    st->timed_out = true;
+    st->timer_off = true;
     if (!st->headers_done) {
         /* slowloris over HTTP/3: a head that does not finish in time gets a 408, and
          * nothing more of the request is read. */
@@ -564,16 +579,33 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
         stop_request_body(st, NGHTTP3_H3_REQUEST_INCOMPLETE);
         start_exchange(st, TG_HTTP_BODY_NONE);
     } else {
-        /* The client stopped sending its request, or stopped taking the response: the
-         * exchange ends now (its backend connection is not held any longer) and the
-         * stream is reset both ways. */
-        if (st->ex_active && !st->ex_done)
-            tg_exchange_abort(&st->ex);
-        st->ex_active = false;
-        stop_request_body(st, NGHTTP3_H3_REQUEST_INCOMPLETE);
-        ngtcp2_conn_shutdown_stream(c->qc, st->id, NGHTTP3_H3_REQUEST_INCOMPLETE);
+        /* The client stopped sending its request, or stopped taking the response. */
+        stream_abandon(st, NGHTTP3_H3_REQUEST_INCOMPLETE);
     }
     tg__qconn_kick(c);
+}
+
+/* Rapid reset (CVE-2023-44487 in HTTP/2 terms): a request costs the client one frame to
+ * open and one to cancel, and us a backend request; the stream limit does not bound that,
+ * as a cancelled stream frees its slot at once. So each request the client cancels once it
+ * has reached the proxy adds to a debt, each it lets finish pays one back, and a debt over
+ * twice the stream limit (a browser leaving a page cancels at most all its streams at
+ * once) closes the connection. */
+static void count_cancel(tg__qconn_t *c)
+{
+    if (++c->cancel_debt > 2 * c->pc.gen->cfg->global.limits.max_concurrent_streams)
+        c->excessive = true;
+}
+
+void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st)
+{
+    if (st == NULL || st->conn != c || st->fin)
+        return; /* before its HEADERS, or the request is whole: its answer still goes out */
+    bool costly = st->ex_active && !st->ex_done && !st->rejected;
+    stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
+    tg__qconn_kick(c);
+    if (costly)
+        count_cancel(c);
 }
 
 static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
@@ -584,8 +616,13 @@ static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_
     (void)app_error_code;
     (void)conn_user_data;
     tg__h3stream_t *st = stream_user_data;
-    if (st != NULL)
-        tg__h3_stream_free(st);
+    if (st == NULL)
+        return 0;
+    /* Closed both ways while the exchange runs: only the client's STOP_SENDING (or reset)
+     * does that, as our own resets end the exchange first. */
+    if (st->ex_active && !st->ex_done && !st->rejected)
+        count_cancel(st->conn);
+    tg__h3_stream_free(st);
     return 0;
 }
 
@@ -634,7 +671,8 @@ int tg__h3_open(tg__qconn_t *c)
     if (nghttp3_conn_server_new(&c->h3, &tg__h3_callbacks, &settings, nghttp3_mem_default(), c) !=
         0)
         return -1;
-    nghttp3_conn_set_max_client_streams_bidi(c->h3, TG__QUIC_MAX_STREAMS_BIDI);
+    nghttp3_conn_set_max_client_streams_bidi(c->h3,
+                                             c->pc.gen->cfg->global.limits.max_concurrent_streams);
     int64_t ctrl, qenc, qdec;
     if (ngtcp2_conn_open_uni_stream(c->qc, &ctrl, NULL) != 0 ||
         nghttp3_conn_bind_control_stream(c->h3, ctrl) != 0 ||

@@ -123,9 +123,6 @@ struct tg_quic_server_s {
     uint8_t txbuf[1500];
 };
 
-/* Requests a client may have open at once on one connection. */
-#define TG__QUIC_MAX_STREAMS_BIDI 100
-
 /* Paths a connection may move away from in its life; a client past that stays put. */
 #define TG__QUIC_PATHS_LEFT 4
 
@@ -156,7 +153,7 @@ typedef struct tg__h3stream_s {
     bool out_blocked; /* send_body said no: resume when acks drain */
     bool ex_active, ex_done;
     bool body_over;  /* no more request body goes to the exchange */
-    bool timed_out;  /* the stream timer fired: it is never armed again */
+    bool timer_off;  /* the timer fired, or the stream was abandoned: never armed again */
     bool pushing;    /* inside tg_exchange_write_body: no nested feeding */
     bool push_again; /* the exchange asked for body meanwhile */
     tg_exchange_t ex;
@@ -198,6 +195,12 @@ struct tg__qconn_s {
     tg__h3stream_t *streams;
     size_t nstreams;
     size_t out_buffered; /* response bytes queued over all streams, not acked yet */
+    /* Requests the client cancelled after they reached the proxy, less those it let finish
+     * (never below 0): past twice the stream limit the client is resetting faster than it
+     * lets streams finish, a backend request per reset (h3.c), and it is closed with
+     * H3_EXCESSIVE_LOAD (excessive) once the datagram at hand is read. */
+    uint64_t cancel_debt;
+    bool excessive;
     char sni[256];
     char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];
 };
@@ -232,6 +235,9 @@ bool tg__qconn_idle(const tg__qconn_t *c);
 int tg__h3_open(tg__qconn_t *c); /* on the 1-RTT keys: the HTTP/3 layer and its streams */
 extern const nghttp3_callbacks tg__h3_callbacks;
 void tg__h3_stream_free(tg__h3stream_t *st);
+/* The client reset its request stream (RESET_STREAM). st: ngtcp2's stream user data, NULL
+ * before the HEADERS came. */
+void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st);
 
 /* endpoint.c */
 void tg__quic_send(int fd, const struct sockaddr *local, socklen_t local_len,

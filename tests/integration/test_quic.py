@@ -704,5 +704,50 @@ class TestH3Metrics(QuicCase):
         self.assertGreaterEqual(int(m.group(1)), 2, text)
 
 
+# ---------------------------------------------------------------------------------------
+# rapid reset
+
+class TestH3RapidReset(QuicCase):
+    """SPEC §5: a client that resets streams faster than it lets them finish is closed with
+    H3_EXCESSIVE_LOAD. Each request it cancels has reached the proxy and started a backend
+    request, and the stream limit does not bound them: a cancelled stream frees its slot."""
+
+    STREAMS = 16
+
+    def setUp(self):
+        super().setUp()
+        if not os.access(tg.H3LOAD, os.X_OK):
+            self.fail("%s not built (it is built with the daemon)" % tg.H3LOAD)
+        self.be = self.backend("app")
+        self.port = tg.free_udp_port()
+        cfg = self.config()
+        cfg["global"]["limits"] = {"max_concurrent_streams": self.STREAMS}
+        cfg["backends"]["app"] = tg.pool_backend([self.be])
+        cfg["listeners"]["q"] = tg.quic_listener(self.port, "app")
+        self.start(cfg)
+
+    def test_rapid_reset_closes_the_connection(self):
+        out, err = tg.h3load(self.port, "--cancel", "-c", "1", "-m", str(self.STREAMS),
+                             "-n", "2000", "--timeout", "5", "--max-time", "60")
+        res = tg.h3load_result(out)
+        why = "\n%s%s%s" % (out, err, self.log_tail())
+        self.assertGreater(res["cancelled"], 2 * self.STREAMS, why)
+        self.assertGreaterEqual(res["closed"], 1, "never closed for its resets" + why)
+        self.assertIn("application error 0x107", err, why)  # H3_EXCESSIVE_LOAD
+        # Each connection got at most twice the limit (and the requests in flight) before
+        # it was closed, so the backend saw a bounded share of what was cancelled.
+        self.assertLess(len(self.be.requests()), res["cancelled"], why)
+        self.assertH3Ok(self.h3(self.port, "/whoami"))
+
+    def test_finishing_clients_are_not_closed(self):
+        # The same number of streams, each let finish: nothing is owed.
+        out, err = tg.h3load(self.port, "-c", "1", "-m", str(self.STREAMS), "-n", "1000",
+                             "--timeout", "5", "--max-time", "60")
+        res = tg.h3load_result(out)
+        self.assertEqual((res["conn_errors"], res["reset"], res["non2xx"]), (0, 0, 0),
+                         "\n%s%s%s" % (out, err, self.log_tail()))
+        self.assertEqual(len(self.be.requests()), 1000)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1181,6 +1181,24 @@ class ClassDaemonCase(TestCase):
 GTLSCLIENT = os.environ.get("TG_GTLSCLIENT") or shutil.which("gtlsclient") or "/usr/bin/gtlsclient"
 
 
+# bench/h3load, built beside the daemon: the HTTP/3 client that can misbehave on purpose.
+H3LOAD = os.path.join(os.path.dirname(BIN), "bench", "h3load")
+
+
+def h3load(port, *args, path="/whoami", timeout=90):
+    """Run h3load against 127.0.0.1:PORT with ARGS; its stdout and stderr."""
+    r = subprocess.run([H3LOAD, "--insecure", "--sni", "localhost", *args,
+                        "127.0.0.1:%d" % port, path], capture_output=True, text=True,
+                       timeout=timeout)
+    return r.stdout, r.stderr
+
+
+def h3load_result(out):
+    """The key=value pairs of h3load's "result:" line."""
+    line = next(l for l in out.splitlines() if l.startswith("result:"))
+    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+
 def have_gtlsclient():
     return os.access(GTLSCLIENT, os.X_OK)
 

@@ -78,6 +78,7 @@ static const char spec_example[] =
     "    header_timeout: 10s\n"
     "    idle_timeout: 60s\n"
     "    max_header_bytes: 32768\n"
+    "    max_concurrent_streams: 128\n"
     "\n"
     "admin:\n"
     "  listen: 127.0.0.1:9900\n"
@@ -151,6 +152,7 @@ static void check_default_global(const tg_config_t *cfg)
     assert_true(cfg->global.limits.header_timeout_ms == 10000);
     assert_true(cfg->global.limits.idle_timeout_ms == 60000);
     assert_true(cfg->global.limits.max_header_bytes == 32768);
+    assert_true(cfg->global.limits.max_concurrent_streams == 128);
 }
 
 static void check_spec_global(const tg_config_t *cfg)
@@ -159,7 +161,7 @@ static void check_spec_global(const tg_config_t *cfg)
     assert_true(cfg->admin.enabled);
     assert_string_equal(cfg->admin.listen, "127.0.0.1:9900");
     assert_path(cfg->admin.token_file, "conf/admin.token");
-    assert_int_equal(cfg->admin.pos.line, 17);
+    assert_int_equal(cfg->admin.pos.line, 18);
     assert_int_equal(cfg->admin.pos.col, 1);
 }
 
@@ -169,20 +171,20 @@ static void check_spec_certs(const tg_config_t *cfg)
     const tg_conf_cert_t *c = &cfg->certs[0];
     assert_string_equal(c->id, "www-ecdsa");
     assert_int_equal(c->type, TG_CERT_SERVER);
-    assert_int_equal(c->pos.line, 22);
+    assert_int_equal(c->pos.line, 23);
     assert_int_equal(c->pos.col, 3);
     assert_path(c->cert_path, "certs/demo/www-ecdsa.crt");
-    assert_int_equal(c->cert_pos.line, 24);
+    assert_int_equal(c->cert_pos.line, 25);
     assert_int_equal(c->cert_pos.col, 11);
     assert_path(c->key_path, "certs/demo/www-ecdsa.key");
-    assert_int_equal(c->key_pos.line, 25);
+    assert_int_equal(c->key_pos.line, 26);
     assert_null(c->crl_path);
     c = &cfg->certs[3];
     assert_string_equal(c->id, "clients-ca");
     assert_int_equal(c->type, TG_CERT_CA);
     assert_null(c->key_path);
     assert_path(c->crl_path, "certs/demo/clients-ca.crl");
-    assert_int_equal(c->crl_pos.line, 37);
+    assert_int_equal(c->crl_pos.line, 38);
 }
 
 static void check_spec_backends(const tg_config_t *cfg)
@@ -198,7 +200,7 @@ static void check_spec_backends(const tg_config_t *cfg)
     assert_string_equal(b->servers[1].text, "[::1]:8081");
     assert_string_equal(tg_addr_format((struct sockaddr *)&b->servers[1].addr, buf, sizeof(buf)),
                         "[::1]:8081");
-    assert_int_equal(b->servers[1].pos.line, 41);
+    assert_int_equal(b->servers[1].pos.line, 42);
     assert_int_equal(b->servers[1].pos.col, 31);
     assert_int_equal(b->balance, TG_BALANCE_ROUND_ROBIN);
     assert_true(b->connect_timeout_ms == 3000);
@@ -226,7 +228,7 @@ static void check_spec_listeners(const tg_config_t *cfg)
     assert_int_equal(l->protocol, TG_PROTO_HTTPS);
     assert_string_equal(l->listen_text, "0.0.0.0:8443");
     assert_int_equal(tg_addr_port((struct sockaddr *)&l->addr), 8443);
-    assert_int_equal(l->listen_pos.line, 52);
+    assert_int_equal(l->listen_pos.line, 53);
     assert_int_equal(l->listen_pos.col, 13);
     assert_int_equal(l->backend, 0);
     assert_int_equal(l->policy, TG_POLICY_1_2_STRICT_WITH_1_3);
@@ -236,7 +238,7 @@ static void check_spec_listeners(const tg_config_t *cfg)
     assert_int_equal(l->extended[1], 2);
     assert_true(l->mtls.present);
     assert_true(l->mtls.enabled);
-    assert_int_equal(l->mtls.pos.line, 58);
+    assert_int_equal(l->mtls.pos.line, 59);
     assert_int_equal(l->mtls.ncas, 1);
     assert_int_equal(l->mtls.cas[0], 3);
     assert_int_equal(l->mtls.verify_depth, 3);
@@ -263,7 +265,7 @@ static void test_spec_example(void **state)
     /* The example's QUIC listener shares app with the mutual-authentication listener. */
     assert_int_equal(errs.n, 1);
     assert_int_equal(errs.items[0].severity, TG_SEV_WARNING);
-    assert_int_equal(errs.items[0].line, 65);
+    assert_int_equal(errs.items[0].line, 66);
     assert_int_equal(errs.items[0].col, 14);
     assert_string_equal(errs.items[0].msg,
                         "listener \"quic-main\": backend \"app\" is also behind listener "
@@ -347,7 +349,7 @@ static void test_values(void **state)
                                 "  access_log: logs/access.json\n"
                                 "  drain_timeout: 0s\n"
                                 "  limits: {max_connections: 10000000, idle_timeout: 5m,\n"
-                                "           max_header_bytes: 1024}\n"
+                                "           max_header_bytes: 1024, max_concurrent_streams: 1}\n"
                                 "admin:\n"
                                 "  listen: unix:run/admin.sock\n"
                                 "backends:\n"
@@ -381,6 +383,7 @@ static void test_values(void **state)
     assert_true(cfg->global.limits.max_connections == 10000000);
     assert_true(cfg->global.limits.idle_timeout_ms == 300000);
     assert_true(cfg->global.limits.max_header_bytes == 1024);
+    assert_true(cfg->global.limits.max_concurrent_streams == 1);
     char *sock = cwd_path("run/admin.sock");
     char *want = malloc(strlen(sock) + 6);
     sprintf(want, "unix:%s", sock);
@@ -738,6 +741,10 @@ static const error_case_t global_cases[] = {
      "max_header_bytes must be an integer from 1024 to 1048576"},
     {"max_header_bytes hex", G "  limits:\n    max_header_bytes: 0x1000\n", 4, 23,
      "max_header_bytes must be an integer"},
+    {"no streams", G "  limits:\n    max_concurrent_streams: 0\n", 4, 29,
+     "max_concurrent_streams must be an integer from 1 to 1000"},
+    {"too many streams", G "  limits:\n    max_concurrent_streams: 1001\n", 4, 29,
+     "max_concurrent_streams must be an integer from 1 to 1000"},
     {"handshake 0s", G "  limits:\n    handshake_timeout: 0s\n", 4, 24,
      "global.limits: handshake_timeout must be greater than 0"},
     {"header fraction", G "  limits:\n    header_timeout: 1.5s\n", 4, 21,
