@@ -163,6 +163,9 @@ struct tg_exchange_s {
     bool head_request;
     bool idempotent; /* RFC 9110 §9.2.2: may go to a second server after the first took it */
     bool fe_blocked; /* we refused body bytes; call fe->want_body when drained */
+    /* The backend stopped taking the request after answering it (an early 413): the rest
+     * of the body is dropped and its connection is not reused. */
+    bool req_refused;
     /* upstream: its connection, and this request's tries for upstream's verdicts */
     tg_upstream_server_t *server; /* while counted in its `active` */
     const char *server_text;      /* the last server tried, for the log */

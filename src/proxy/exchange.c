@@ -124,7 +124,7 @@ void tg_exchange_abort(tg_exchange_t *ex)
 static void complete(tg_exchange_t *ex)
 {
     bool reusable = ex->resp_keep_alive && ex->resp_body != TG_HTTP_BODY_UNTIL_CLOSE &&
-                    ex->req_done && tg_buf_len(&ex->out) == 0;
+                    ex->req_done && !ex->req_refused && tg_buf_len(&ex->out) == 0;
     release_upstream(ex, reusable);
     finish(ex, true);
 }
@@ -185,7 +185,8 @@ static void upstream_failed(tg_exchange_t *ex, tg_up_failure_t what, int err, co
 static void wait_update(tg_exchange_t *ex)
 {
     if (ex->up != NULL)
-        tg_upconn_wait(ex->up, !ex->paused && (tg_buf_len(&ex->out) > 0 || ex->req_done));
+        tg_upconn_wait(ex->up, !ex->paused &&
+                                   (tg_buf_len(&ex->out) > 0 || ex->req_done || ex->req_refused));
 }
 
 static void arm(tg_exchange_t *ex)
@@ -198,12 +199,40 @@ static void arm(tg_exchange_t *ex)
     tg_upconn_want(ex->up, what);
 }
 
+static void process_response(tg_exchange_t *ex);
+
+/* The backend stopped taking the request (EPIPE, ECONNRESET), but it may have answered
+ * first, as a server refusing an upload does (an early 413): a response head already in
+ * the socket goes to the client instead of a 502, and the rest of the request body is
+ * dropped. Returns whether there was one. */
+static bool take_early_answer(tg_exchange_t *ex)
+{
+    if (ex->resp_head_sent)
+        return false;
+    while (tg_upconn_recv(ex->up) > 0)
+        ;
+    tg_buf_t *in = &ex->up->in;
+    size_t scanned = 0;
+    if (tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned) == 0)
+        return false;
+    ex->req_refused = true;
+    tg_buf_release(ex->loop, &ex->out);
+    ex->state = TG_EX_WAIT_HEAD;
+    wait_update(ex);
+    arm(ex);
+    process_response(ex); /* may end the exchange: nothing after it */
+    return true;
+}
+
 static void flush_out(tg_exchange_t *ex)
 {
     while (tg_buf_len(&ex->out) > 0) {
         ssize_t n = tg_upconn_send(ex->up, tg_buf_head(&ex->out), tg_buf_len(&ex->out));
         if (n < 0) {
-            upstream_failed(ex, TG_UP_FAIL_BROKEN, errno, strerror(errno));
+            int err = errno;
+            if ((err == EPIPE || err == ECONNRESET) && take_early_answer(ex))
+                return;
+            upstream_failed(ex, TG_UP_FAIL_BROKEN, err, strerror(err));
             return;
         }
         if (n == 0)
@@ -528,7 +557,7 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
         tg_exchange_fail(ex, 400);
         return len;
     }
-    if (ex->state == TG_EX_DONE || ex->backend->conf->is_fixed) {
+    if (ex->state == TG_EX_DONE || ex->backend->conf->is_fixed || ex->req_refused) {
         /* Nobody wants these bytes any more (a fixed answer, or an early response):
          * take them so the connection can reach its next request. */
         ex->bytes_in += len;
@@ -536,7 +565,8 @@ size_t tg_exchange_write_body(tg_exchange_t *ex, const char *data, size_t len, b
             ex->req_remaining -= len; /* within it: checked above */
         if (last && ex->state != TG_EX_DONE) {
             ex->req_done = true;
-            finish(ex, true);
+            if (!ex->req_refused)
+                finish(ex, true); /* the fixed answer waited for the whole request */
         }
         return len;
     }

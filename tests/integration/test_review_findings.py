@@ -270,6 +270,9 @@ class TestEarlyRejectCounted(Base):
         log = self.daemon.stderr_text()
         print("\n", outs, "\n" + "\n".join(l for l in log.splitlines() if "backend" in l and "{" not in l))
         self.assertNotIn("out for", log, "a client's oversized upload took a server out")
+        # ... and the client hears the server's answer, not a 502 of ours: when the server's
+        # reset makes the send fail, its 413 is already in the socket (SPEC §5).
+        self.assertEqual(outs, [413] * len(outs), "the early answer was lost")
 
 
 class TestHalfCloseSpin(Base):
