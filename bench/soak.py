@@ -1,6 +1,7 @@
 """The soak (bench/soak.sh runs it): tollgate under mixed HTTPS and HTTP/3 load for a while,
 reloaded every 2 s, with slow readers, slow writers, clients that vanish mid-request,
-malformed requests and handshake garbage, all on loopback. At the end it says how many
+malformed requests, handshake garbage and an HTTP/3 rapid-reset client (h3load --cancel),
+all on loopback. At the end it says how many
 answers were not what they had to be (want 0), how RSS and the open descriptors moved
 (want flat), and whether the daemon stopped cleanly with a clean sanitizer log.
 
@@ -138,6 +139,10 @@ def main():
     h3 = subprocess.Popen([os.path.join(BUILD, "bench", "h3load"), "-c8", "-m4",
                            "-D", str(DURATION), "--insecure", "127.0.0.1:%d" % fast_port, "/"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Rapid reset: each of its connections must be closed with H3_EXCESSIVE_LOAD (0x107).
+    rr = subprocess.Popen([os.path.join(BUILD, "bench", "h3load"), "--cancel", "-c1", "-m16",
+                           "-D", str(DURATION), "--insecure", "127.0.0.1:%d" % fast_port, "/"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     samples, reloads, reload_fail = [], 0, 0
     start = time.monotonic()
@@ -161,6 +166,7 @@ def main():
     stop.set()
     wrk_out = wrk.communicate(timeout=60)[0]
     h3_out = h3.communicate(timeout=60)[0]
+    rr_out = rr.communicate(timeout=60)[0]
     for t in threads:
         t.join(30)
     time.sleep(3)  # connections of the chaos clients close
@@ -181,6 +187,11 @@ def main():
     h3err = re.search(r"errors: connection (\d+) \(.*\), non-2xx (\d+), reset streams (\d+)",
                       h3_out)
     h3_bad = sum(int(x) for x in h3err.groups()) if h3err else -1
+    rr_res = re.search(r"cancelled=(\d+) closed=(\d+)", rr_out)
+    rr_cancelled, rr_closed = (int(x) for x in rr_res.groups()) if rr_res else (0, 0)
+    rr_first = re.search(r"first connection error: (.*)", rr_out)
+    rr_bad = int(rr_cancelled == 0 or rr_closed == 0 or
+                 not (rr_first and "application error 0x107" in rr_first.group(1)))
     log = d.stderr_text()
     sanitizer = len(re.findall(r"AddressSanitizer|runtime error|LeakSanitizer", log))
 
@@ -188,6 +199,8 @@ def main():
     print("wrk (HTTPS keep-alive): %d requests, non-2xx %d, socket errors %d"
           % (wrk_reqs, wrk_non2xx, wrk_errs))
     print("h3load (HTTP/3): %s; errors %d" % (h3res.group(0) if h3res else h3_out[-300:], h3_bad))
+    print("rapid reset (h3load --cancel): %d requests cancelled, %d connections closed; "
+          "first close: %s" % (rr_cancelled, rr_closed, rr_first.group(1) if rr_first else "none"))
     print("chaos: %s" % ", ".join("%s %d" % kv for kv in sorted(tally.counts.items())))
     print("chaos unexpected: %s" % (tally.unexpected or "none"))
     print("reloads: %d ok, %d failed" % (reloads, reload_fail))
@@ -200,7 +213,7 @@ def main():
     with open(os.path.join(work, "samples.csv"), "w") as f:
         f.write("second,rss_kib,fds\n" + "".join("%d,%d,%d\n" % s for s in samples))
     bad = (wrk_non2xx + wrk_errs + max(h3_bad, 0) + sum(tally.unexpected.values()) +
-           reload_fail + sanitizer + (rc != 0))
+           reload_fail + sanitizer + rr_bad + (rc != 0))
     print("soak: %s (%d unexpected)" % ("PASS" if bad == 0 and h3_bad >= 0 else "FAIL", bad))
     if os.environ.get("KEEP_TMP") != "1":
         tg.remove_tmpdir(work)
