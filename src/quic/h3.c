@@ -599,8 +599,10 @@ static void count_cancel(tg__qconn_t *c)
 
 void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st)
 {
-    if (st == NULL || st->conn != c || st->fin)
-        return; /* before its HEADERS, or the request is whole: its answer still goes out */
+    /* Before its HEADERS; or the request is whole, or answered already (our STOP_SENDING
+     * after an early answer makes the client reset): the answer still goes out. */
+    if (st == NULL || st->conn != c || st->fin || st->ex_done)
+        return;
     bool costly = st->ex_active && !st->ex_done && !st->rejected;
     stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
     tg__qconn_kick(c);
