@@ -412,6 +412,20 @@ static int daemonize_now(void)
     return 0;
 }
 
+/* The signals the main loop handles. From the moment the listeners are bound a supervisor
+ * may take the daemon for started and reload or stop it, so they are held pending until
+ * their handlers are in place rather than killing the process with the default action. */
+static void hold_signals(bool hold)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
 int tg_runtime_run(const char *path, bool daemonize)
 {
     tg_errors_t errs;
@@ -441,7 +455,9 @@ int tg_runtime_run(const char *path, bool daemonize)
     rt.nworkers = cfg->global.workers ? cfg->global.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     rt.inv.nworkers = rt.nworkers;
     tg_errors_init(&errs);
+    hold_signals(true);
     if (tg__inventory_bind(&rt.inv, cfg, &errs) != 0) {
+        hold_signals(false);
         tg_errors_print(&errs, stderr);
         tg_errors_free(&errs);
         tg__inventory_close(&rt.inv);
@@ -500,6 +516,7 @@ int tg_runtime_run(const char *path, bool daemonize)
     fit_limits(&rt, cfg);
     tg_log_info("tollgate %s started: %u workers, %zu listeners, generation %llu", TG_VERSION,
                 rt.nworkers, cfg->nlisteners, (unsigned long long)gen->number);
+    hold_signals(false); /* what arrived meanwhile is handled by the first loop turn */
 
     event_base_dispatch(rt.base);
 

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import unittest
@@ -318,6 +319,44 @@ class TestGracefulStop(tg.TestCase):
         d.signal(signal.SIGINT)
         self.assertEqual(d.proc.wait(8), 0, d.stderr_tail())
         self.assertTrue(tg.port_refuses(port))
+
+
+class TestSignalsAtStart(tg.TestCase):
+    """A signal that arrives once the listener accepts is the daemon's to handle: a
+    supervisor that reloads or stops as soon as the port answers must not kill it."""
+
+    def start_and_signal(self, sig):
+        port = tg.free_port()
+        cfg = self.config()
+        cfg["backends"]["hello"] = tg.fixed_backend(body="x")
+        cfg["listeners"]["main"] = tg.https_listener(port, "hello")
+        d = tg.Daemon(tempfile.mkdtemp(dir=self.dir), cfg)
+        self.addCleanup(d.kill)
+        d.start()
+        deadline = time.monotonic() + 10
+        while True:  # no sleep: signal in the first instant the port accepts
+            self.assertIsNone(d.proc.poll(), d.stderr_tail())
+            self.assertLess(time.monotonic(), deadline, "the port never answered")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                continue
+        d.signal(sig)
+        return d
+
+    def test_sighup_right_after_listening_reloads(self):
+        for _ in range(15):
+            d = self.start_and_signal(signal.SIGHUP)
+            self.wait_for(lambda: "reloaded " in d.stderr_text() or d.proc.poll() is not None,
+                          10, msg="a reload")
+            self.assertIsNone(d.proc.poll(), "SIGHUP killed the daemon\n" + d.stderr_tail())
+            d.stop_and_check()
+
+    def test_sigterm_right_after_listening_stops_cleanly(self):
+        for _ in range(15):
+            d = self.start_and_signal(signal.SIGTERM)
+            self.assertEqual(d.proc.wait(10), 0, d.stderr_tail())
 
 
 class TestAccessLog(tg.TestCase):
