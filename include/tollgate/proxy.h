@@ -166,6 +166,10 @@ struct tg_exchange_s {
     /* The backend stopped taking the request after answering it (an early 413): the rest
      * of the body is dropped and its connection is not reused. */
     bool req_refused;
+    /* The early answer came on a reset connection: its end does not end a body framed by
+     * the close, which the reset may have cut (nginx reports the same as truncated). */
+    bool up_reset;
+    bool forwarded; /* a backend took bytes of the request: it worked for this one */
     /* upstream: its connection, and this request's tries for upstream's verdicts */
     tg_upstream_server_t *server; /* while counted in its `active` */
     const char *server_text;      /* the last server tried, for the log */

@@ -201,25 +201,58 @@ static void arm(tg_exchange_t *ex)
 
 static void process_response(tg_exchange_t *ex);
 
+/* Drop the interim (1xx) heads at the front of `in`. Returns the status of the final head
+ * there, or 0 when none is whole (or it does not parse). */
+static int final_head_status(tg_exchange_t *ex)
+{
+    tg_buf_t *in = &ex->up->in;
+    for (;;) {
+        size_t scanned = 0;
+        size_t end = tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned);
+        if (end == 0)
+            return 0;
+        tg_http_header_t hs[MAX_RESP_HEADERS];
+        tg_http_response_t resp;
+        if (tg_http_parse_response(tg_buf_head(in), end, &resp, hs, MAX_RESP_HEADERS,
+                                   ex->head_request) < 0)
+            return 0;
+        if (resp.status >= 200)
+            return resp.status;
+        tg_buf_consume(ex->loop, in, end);
+    }
+}
+
 /* The backend stopped taking the request (EPIPE, ECONNRESET), but it may have answered
- * first, as a server refusing an upload does (an early 413): a response head already in
- * the socket goes to the client instead of a 502, and the rest of the request body is
- * dropped. Returns whether there was one. */
+ * first, as a server refusing an upload does (an early 413): a final response head
+ * already in the socket goes to the client instead of a 502, and the rest of the request
+ * body is dropped. Returns whether there was one. Not taken: an answer before any byte of
+ * ours, or a 408 on a pooled connection, which is the server's goodbye to the connection
+ * it timed out, not an answer to this request (the verdict may retry that). */
 static bool take_early_answer(tg_exchange_t *ex)
 {
-    if (ex->resp_head_sent)
+    if (ex->resp_head_sent || !ex->attempt.sent)
         return false;
+    bool maybe_stale = tg_upconn_maybe_stale(ex->up);
     while (tg_upconn_recv(ex->up) > 0)
         ;
-    tg_buf_t *in = &ex->up->in;
-    size_t scanned = 0;
-    if (tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned) == 0)
+    int status = final_head_status(ex);
+    if (status == 0 || (status == 408 && maybe_stale)) {
+        tg_buf_release(ex->loop, &ex->up->in); /* what the verdict sees: nothing came */
         return false;
+    }
     ex->req_refused = true;
+    ex->up_reset = true; /* a failed send means a reset here: we never shut our side */
     tg_buf_release(ex->loop, &ex->out);
     ex->state = TG_EX_WAIT_HEAD;
     wait_update(ex);
     arm(ex);
+    if (ex->fe_blocked) {
+        /* The body the frontend holds back is dropped now: let it come. */
+        ex->fe_blocked = false;
+        ex->fe->want_body(ex);
+        if (ex->state == TG_EX_DONE)
+            return true; /* the frontend gave up (a body longer than announced) */
+    }
     process_response(ex); /* may end the exchange: nothing after it */
     return true;
 }
@@ -239,6 +272,7 @@ static void flush_out(tg_exchange_t *ex)
             break;
         tg_buf_consume(ex->loop, &ex->out, (size_t)n);
         ex->attempt.sent = true;
+        ex->forwarded = true;
     }
     /* The response timeout measures the backend's silence (SPEC §5): while the request
      * goes up it runs from the last byte the backend took, and not at all while we wait
@@ -436,14 +470,15 @@ static void read_upstream(tg_exchange_t *ex)
     if (n == -1 && errno == EAGAIN)
         return;
     if (n == -1 || n == TG_UPCONN_EOF) {
-        if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE && n == TG_UPCONN_EOF) {
+        if (ex->resp_head_sent && ex->resp_body == TG_HTTP_BODY_UNTIL_CLOSE && n == TG_UPCONN_EOF &&
+            !ex->up_reset) {
             ex->resp_keep_alive = false;
             complete(ex);
             return;
         }
-        int err = n == -1 ? errno : 0;
+        int err = n == -1 ? errno : ex->up_reset ? ECONNRESET : 0;
         upstream_failed(ex, TG_UP_FAIL_BROKEN, err,
-                        n == -1 ? strerror(err) : "connection closed before the response ended");
+                        err != 0 ? strerror(err) : "connection closed before the response ended");
         return;
     }
     process_response(ex); /* n == 0 too: `in` is full, the parser has to make room */

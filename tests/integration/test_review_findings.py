@@ -275,6 +275,30 @@ class TestEarlyRejectCounted(Base):
         self.assertEqual(outs, [413] * len(outs), "the early answer was lost")
 
 
+class TestEarlyAnswerCutByReset(Base):
+    """An early answer whose body runs until the close, ended by the reset that refused
+    the upload: the reset may have cut the body, so the client must see a cut body (no
+    last chunk), never one passed off as whole."""
+
+    def test_close_delimited_body_cut_by_reset(self):
+        def serve(srv, c):
+            head, _ = read_head(c)
+            if head is None:
+                return
+            srv.requests += 1
+            c.sendall(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n\r\n" +
+                      b"x" * 1000)
+            # close with the upload unread: RST
+
+        be = self.raw(serve)
+        port = self.simple(tg.pool_backend([be.addr]))
+        c = self.conn(port, timeout=10)
+        c.send_request("POST", "/up", body=b"z" * (4 << 20))
+        with self.assertRaises(tg.ConnectionClosed, msg="a cut body was passed off as whole"):
+            r = c.read_response("POST")
+            print(r.status, len(r.body))
+
+
 class TestHalfCloseSpin(Base):
     """A client sends its request, then one byte of a TLS record (the read that follows
     wants more), then half-closes, while the backend is slow: the worker should idle."""
