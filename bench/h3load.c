@@ -85,6 +85,8 @@ static struct {
     const char *sni, *cacert, *priority;
     bool insecure, new_conn, allow_remote, verbose;
     bool cancel; /* --cancel: every request reset as soon as its HEADERS are out */
+    bool upload; /* --upload: POST requests with a body of upload_len bytes */
+    uint64_t upload_len;
     int conns, streams, threads;
     uint64_t requests; /* -n; 0 when -D */
     double duration_s, max_time_s, timeout_s;
@@ -112,7 +114,9 @@ typedef struct stream {
     int64_t id; /* -1: slot free */
     uint64_t t_start_ns;
     int status;
-    bool headers_out; /* the HEADERS frame (and its FIN) went into a packet */
+    bool headers_out;   /* the HEADERS frame (and its FIN, or some body) went into a packet */
+    uint64_t body_left; /* --upload: request body bytes not handed to nghttp3 yet */
+    uint64_t sent;      /* stream bytes (frames) in packets */
 } stream_t;
 
 typedef enum { C_IDLE, C_WAIT, C_OPEN, C_DONE } conn_state_t;
@@ -710,23 +714,50 @@ static void start_conn(conn_t *c)
     mark_dirty(c);
 }
 
+/* --upload: the request body, zeros from one static block (nghttp3 keeps pointers into it
+ * until the bytes are acked). */
+static nghttp3_ssize read_body(nghttp3_conn *h3, int64_t stream_id, nghttp3_vec *vec, size_t veccnt,
+                               uint32_t *pflags, void *conn_user_data, void *stream_user_data)
+{
+    static const uint8_t zeros[16384];
+    stream_t *s = stream_of(conn_user_data, stream_id, stream_user_data);
+    if (s == NULL || veccnt == 0) {
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+        return 0;
+    }
+    size_t n = s->body_left < sizeof zeros ? (size_t)s->body_left : sizeof zeros;
+    s->body_left -= n;
+    if (s->body_left == 0)
+        *pflags |= NGHTTP3_DATA_FLAG_EOF;
+    if (n == 0)
+        return 0;
+    vec[0] = (nghttp3_vec){.base = (uint8_t *)zeros, .len = n};
+    return 1;
+}
+
 /* Puts claimed requests on streams while -m, the server's stream limit and the budget allow.
  * Returns 0, or an nghttp3 error. */
 static int submit_requests(conn_t *c)
 {
-    static const char method[] = "GET", scheme[] = "https", agent[] = "h3load";
+    static const char scheme[] = "https", agent[] = "h3load";
+    const char *method = cfg.upload ? "POST" : "GET";
+    char clen[24];
+    int clen_len = snprintf(clen, sizeof clen, "%llu", (unsigned long long)cfg.upload_len);
 #define NV(n, v, vlen)                                                                             \
     {                                                                                              \
         .name = (uint8_t *)(n), .value = (uint8_t *)(v), .namelen = sizeof(n) - 1,                 \
         .valuelen = (vlen), .flags = NGHTTP3_NV_FLAG_NONE                                          \
     }
     const nghttp3_nv nva[] = {
-        NV(":method", method, sizeof method - 1),
+        NV(":method", method, strlen(method)),
         NV(":scheme", scheme, sizeof scheme - 1),
         NV(":authority", cfg.authority, strlen(cfg.authority)),
         NV(":path", cfg.path, strlen(cfg.path)),
         NV("user-agent", agent, sizeof agent - 1),
+        NV("content-length", clen, (size_t)clen_len), /* --upload only */
     };
+    const size_t nnv = sizeof nva / sizeof nva[0] - (cfg.upload ? 0 : 1);
+    const nghttp3_data_reader body = {.read_data = read_body};
 #undef NV
     if (!c->h3 || !c->handshake_done || c->want_close)
         return 0;
@@ -744,9 +775,10 @@ static int submit_requests(conn_t *c)
             c->pending++; /* cannot happen (both checked above); fails with the connection */
             return NGHTTP3_ERR_INVALID_STATE;
         }
-        *s = (stream_t){.id = id, .t_start_ns = now_ns()};
+        *s = (stream_t){.id = id, .t_start_ns = now_ns(), .body_left = cfg.upload_len};
         c->inflight++;
-        int rv = nghttp3_conn_submit_request(c->h3, id, nva, sizeof nva / sizeof nva[0], NULL, s);
+        int rv = nghttp3_conn_submit_request(c->h3, id, nva, nnv,
+                                             cfg.upload && cfg.upload_len > 0 ? &body : NULL, s);
         if (rv != 0)
             return rv;
     }
@@ -754,15 +786,22 @@ static int submit_requests(conn_t *c)
 }
 
 /* --cancel: a request's stream is cancelled once its whole HEADERS frame, with the FIN, is
- * in a packet (ndata bytes of vec were). */
+ * in a packet (ndata bytes of vec were); with --upload, once 4 KiB of it are (the HEADERS
+ * frame and some body), while the rest of the body is still to come. */
 static void note_written(conn_t *c, int64_t stream_id, int fin, const nghttp3_vec *vec,
                          nghttp3_ssize nvec, ngtcp2_ssize ndata)
 {
-    if (!cfg.cancel || !fin || ndata < 0 || (uint64_t)ndata != nghttp3_vec_len(vec, (size_t)nvec))
+    if (!cfg.cancel || ndata <= 0)
         return;
-    for (int i = 0; i < cfg.streams; i++)
-        if (c->streams[i].id == stream_id)
-            c->streams[i].headers_out = true;
+    for (int i = 0; i < cfg.streams; i++) {
+        stream_t *s = &c->streams[i];
+        if (s->id != stream_id)
+            continue;
+        s->sent += (uint64_t)ndata;
+        if (cfg.upload ? s->sent >= 4096 || fin
+                       : fin && (uint64_t)ndata == nghttp3_vec_len(vec, (size_t)nvec))
+            s->headers_out = true;
+    }
 }
 
 /* Hands ngtcp2 what nghttp3 has to send and writes the packets, within the send quantum.
@@ -1021,6 +1060,8 @@ static void usage(const char *prog, FILE *to)
           "  -t, --threads N      threads, each an event loop with its share of -c (default 1)\n"
           "      --cancel         reset every request (RESET_STREAM and STOP_SENDING) as soon\n"
           "                       as its HEADERS are out, as a rapid-reset attack does\n"
+          "      --upload N       POST requests with a body of N bytes; with --cancel, each\n"
+          "                       is reset once its HEADERS and some of the body are out\n"
           "      --new-conn       one request per connection, then a new connection:\n"
           "                       measures full handshakes/s (no resumption, no tickets)\n"
           "      --sni NAME       server name sent and verified (default: the URL host, or\n"
@@ -1135,7 +1176,8 @@ enum {
     OPT_MAX_TIME,
     OPT_ALLOW_REMOTE,
     OPT_PRIORITY,
-    OPT_CANCEL
+    OPT_CANCEL,
+    OPT_UPLOAD
 };
 
 static void sum_stats(stats_t *sum, const stats_t *st)
@@ -1177,6 +1219,7 @@ int main(int argc, char **argv)
         {"allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE},
         {"priority", required_argument, NULL, OPT_PRIORITY},
         {"cancel", no_argument, NULL, OPT_CANCEL},
+        {"upload", required_argument, NULL, OPT_UPLOAD},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1228,6 +1271,17 @@ int main(int argc, char **argv)
         case OPT_CANCEL:
             cfg.cancel = true;
             break;
+        case OPT_UPLOAD: {
+            char *end;
+            errno = 0;
+            cfg.upload_len = strtoull(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-') {
+                fprintf(stderr, "h3load: --upload wants a byte count, not \"%s\"\n", optarg);
+                return 2;
+            }
+            cfg.upload = true;
+            break;
+        }
         case 'v':
             cfg.verbose = true;
             break;

@@ -487,6 +487,7 @@ void tg__qconn_flush(tg__qconn_t *c)
             }
             if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
                 nghttp3_conn_shutdown_stream_write(c->h3, stream_id);
+                tg__h3_stream_write_shut(c, stream_id);
                 continue;
             }
             if (n == NGTCP2_ERR_WRITE_MORE) {

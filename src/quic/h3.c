@@ -342,8 +342,8 @@ static void fe_finish(tg_exchange_t *ex, bool ok)
     st->ex_done = true;
     st->out_blocked = false;
     if (ok) {
-        if (c->cancel_debt > 0)
-            c->cancel_debt--;
+        if (c->cancel_debt > 0 && ex->forwarded)
+            c->cancel_debt--; /* a request the backend worked for, not a cheap reject */
         st->resp_eof = true;
         nghttp3_conn_resume_stream(c->h3, st->id);
         /* An answer before the whole request (an early 413, an error of ours): the rest
@@ -396,6 +396,8 @@ static void push_body(tg__h3stream_t *st)
         size_t len = tg_buf_len(&st->pending);
         if (len > 0) {
             size_t took = tg_exchange_write_body(&st->ex, tg_buf_head(&st->pending), len, st->fin);
+            if (st->body_over)
+                break; /* the exchange ended inside: stop_request_body credited it all */
             tg_buf_consume(loop, &st->pending, took);
             consumed(st, took);
             if (took == len)
@@ -420,6 +422,10 @@ static void take_body(tg__h3stream_t *st, const uint8_t *data, size_t len)
         st->pushing = true;
         took = tg_exchange_write_body(&st->ex, (const char *)data, len, false);
         st->pushing = false;
+        if (st->body_over) {
+            consumed(st, len); /* the exchange ended inside: the rest is nobody's */
+            return;
+        }
     }
     consumed(st, took);
     if (took < len) {
@@ -597,15 +603,37 @@ static void count_cancel(tg__qconn_t *c)
         c->excessive = true;
 }
 
+/* A cancel that costs: the backend works on the request and nothing of its answer has
+ * come back. One after the answer started (a page left while a download streams) is a
+ * client's right, and its backend work ends at once too. */
+static bool cancel_is_costly(const tg__h3stream_t *st)
+{
+    return st->ex_active && !st->ex_done && !st->rejected && !st->ex.resp_head_sent;
+}
+
 void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st)
 {
     /* Before its HEADERS; or the request is whole, or answered already (our STOP_SENDING
      * after an early answer makes the client reset): the answer still goes out. */
     if (st == NULL || st->conn != c || st->fin || st->ex_done)
         return;
-    bool costly = st->ex_active && !st->ex_done && !st->rejected;
+    bool costly = cancel_is_costly(st);
     stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
     tg__qconn_kick(c);
+    if (costly)
+        count_cancel(c);
+}
+
+void tg__h3_stream_write_shut(tg__qconn_t *c, int64_t stream_id)
+{
+    tg__h3stream_t *st = c->streams;
+    while (st != NULL && st->id != stream_id)
+        st = st->next;
+    /* Still running: nobody can read its answer, so its backend work ends here. */
+    if (st == NULL || !st->ex_active || st->ex_done)
+        return;
+    bool costly = cancel_is_costly(st);
+    stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
     if (costly)
         count_cancel(c);
 }
@@ -622,7 +650,7 @@ static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_
         return 0;
     /* Closed both ways while the exchange runs: only the client's STOP_SENDING (or reset)
      * does that, as our own resets end the exchange first. */
-    if (st->ex_active && !st->ex_done && !st->rejected)
+    if (cancel_is_costly(st))
         count_cancel(st->conn);
     tg__h3_stream_free(st);
     return 0;

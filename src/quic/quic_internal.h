@@ -238,6 +238,9 @@ void tg__h3_stream_free(tg__h3stream_t *st);
 /* The client reset its request stream (RESET_STREAM). st: ngtcp2's stream user data, NULL
  * before the HEADERS came. */
 void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st);
+/* Our side of stream_id can no longer be written: the client's STOP_SENDING, seen when the
+ * answer is written (ngtcp2 0.12 reports it no other way). */
+void tg__h3_stream_write_shut(tg__qconn_t *c, int64_t stream_id);
 
 /* endpoint.c */
 void tg__quic_send(int fd, const struct sockaddr *local, socklen_t local_len,

@@ -739,6 +739,21 @@ class TestH3RapidReset(QuicCase):
         self.assertLess(len(self.be.requests()), res["cancelled"], why)
         self.assertH3Ok(self.h3(self.port, "/whoami"))
 
+    def test_rapid_reset_of_uploads_closes_the_connection(self):
+        # Each request reset while its body is still coming: the exchange is abandoned at
+        # the client's RESET_STREAM, and counted as the whole requests' cancels are.
+        out, err = tg.h3load(self.port, "--cancel", "--upload", str(1 << 20), "-c", "1",
+                             "-m", str(self.STREAMS), "-n", "2000", "--timeout", "5",
+                             "--max-time", "60")
+        res = tg.h3load_result(out)
+        why = "\n%s%s%s" % (out, err, self.log_tail())
+        self.assertGreater(res["cancelled"], 2 * self.STREAMS, why)
+        self.assertGreaterEqual(res["closed"], 1, "never closed for its resets" + why)
+        self.assertIn("application error 0x107", err, why)  # H3_EXCESSIVE_LOAD
+        self.assertLess(len(self.be.requests()), res["cancelled"], why)
+        self.wait_for(lambda: self.be.active == 0, 10, msg="the backend requests to end")
+        self.assertH3Ok(self.h3(self.port, "/whoami"))
+
     def test_finishing_clients_are_not_closed(self):
         # The same number of streams, each let finish: nothing is owed.
         out, err = tg.h3load(self.port, "-c", "1", "-m", str(self.STREAMS), "-n", "1000",

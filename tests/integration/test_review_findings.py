@@ -299,6 +299,42 @@ class TestEarlyAnswerCutByReset(Base):
             print(r.status, len(r.body))
 
 
+class TestEarlyRejectOverHttp3(Base):
+    """The same early 413 reached through HTTP/3: the answer goes out whole, the stream's
+    upload is stopped (STOP_SENDING) and its flow-control credit given back once, so the
+    connection's next uploads flow. A double credit, or an answer destroyed by the client's
+    reset of the stopped upload, shows as resets or a stalled connection."""
+
+    def test_oversized_uploads_get_413(self):
+        if not os.access(tg.H3LOAD, os.X_OK):
+            self.fail("%s not built (it is built with the daemon)" % tg.H3LOAD)
+
+        def serve(srv, c):
+            head, _ = read_head(c)
+            if head is None:
+                return
+            srv.requests += 1
+            c.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n"
+                      b"Connection: close\r\n\r\n")
+
+        be = self.raw(serve)
+        port = tg.free_udp_port()
+        cfg = self.config()
+        cfg["backends"]["app"] = tg.pool_backend([be.addr])
+        cfg["listeners"]["q"] = tg.quic_listener(port, "app")
+        d = self.start(cfg, ports=[])
+        self.assertTrue(tg.wait_udp_port(port, 10, d.proc), d.stderr_tail())
+        out, err = tg.h3load(port, "--upload", str(4 << 20), "-c", "2", "-m", "4", "-n", "40",
+                             "--timeout", "10", "--max-time", "60")
+        res = tg.h3load_result(out)
+        why = "\n%s%s%s" % (out, err, d.stderr_tail())
+        self.assertEqual(res["non2xx"], 40, why)
+        self.assertEqual((res["reset"], res["conn_errors"]), (0, 0), why)
+        self.assertEqual(be.requests, 40, why)
+        self.assertEqual(len(d.access_log()), 40, why)
+        self.assertEqual({e["status"] for e in d.access_log()}, {413}, why)
+
+
 class TestHalfCloseSpin(Base):
     """A client sends its request, then one byte of a TLS record (the read that follows
     wants more), then half-closes, while the backend is slow: the worker should idle."""
