@@ -696,7 +696,9 @@ int tg__h3_open(tg__qconn_t *c)
     nghttp3_settings settings;
     nghttp3_settings_default(&settings);
     settings.qpack_max_dtable_capacity = 4096;
-    settings.qpack_blocked_streams = 100;
+    /* nghttp3 0.8 keeps a QPACK-blocked stream the client resets (and our stream with it)
+     * until the encoder unblocks it or the connection ends; this bounds how many. */
+    settings.qpack_blocked_streams = 16;
     settings.max_field_section_size = c->pc.gen->cfg->global.limits.max_header_bytes;
     if (nghttp3_conn_server_new(&c->h3, &tg__h3_callbacks, &settings, nghttp3_mem_default(), c) !=
         0)
