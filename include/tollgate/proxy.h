@@ -169,7 +169,7 @@ struct tg_exchange_s {
     /* The early answer came on a reset connection: its end does not end a body framed by
      * the close, which the reset may have cut (nginx reports the same as truncated). */
     bool up_reset;
-    bool forwarded; /* a backend took bytes of the request: it worked for this one */
+    bool interim_seen; /* this try had a 1xx head: what follows is an answer */
     /* upstream: its connection, and this request's tries for upstream's verdicts */
     tg_upstream_server_t *server; /* while counted in its `active` */
     const char *server_text;      /* the last server tried, for the log */

@@ -85,6 +85,7 @@ struct tg_upconn_s {
     uint64_t _connect_timeout_ms;
     uint64_t _response_timeout_ms;
     bool _reused;    /* came from the pool */
+    bool _answered;  /* the server sent bytes since the holder got it */
     bool _connected; /* the non-blocking connect finished */
     bool _waiting;   /* the holder waits on the server: its silence is timed */
     tg_upconn_cb _cb;
@@ -103,6 +104,10 @@ bool tg_upconn_connected(const tg_upconn_t *uc);
 /* Whether a failure now may be the pool's race with a server that closed the connection
  * while it was idle (reused, and nothing read from it yet), rather than a server fault. */
 bool tg_upconn_maybe_stale(const tg_upconn_t *uc);
+/* What was read is the server's goodbye to the idle connection (a 408 as it timed it
+ * out), not an answer: dropped, and the connection counts as maybe stale again. */
+void tg_upconn_drop_goodbye(tg_upconn_t *uc);
+bool tg_upconn_reused(const tg_upconn_t *uc); /* it came from the pool */
 /* Arm reading and/or writing (EV_READ|EV_WRITE); 0 disarms. */
 void tg_upconn_want(tg_upconn_t *uc, short what);
 /* The holder waits on the server (to take the request, or to answer it): time its

@@ -201,8 +201,17 @@ static void arm(tg_exchange_t *ex)
 
 static void process_response(tg_exchange_t *ex);
 
+/* A 408 as the first thing a pooled connection says, to a request that may go again: the
+ * server timed the idle connection out as we took it, and this is its goodbye to the
+ * connection, not an answer to the request. It goes again on a fresh connection. */
+static bool is_goodbye(const tg_exchange_t *ex, int status)
+{
+    return status == 408 && tg_upconn_reused(ex->up) && !ex->interim_seen && ex->idempotent &&
+           ex->head_copy.data != NULL;
+}
+
 /* Drop the interim (1xx) heads at the front of `in`. Returns the status of the final head
- * there, or 0 when none is whole (or it does not parse). */
+ * there, or 0 when none is whole (or it does not parse, or is an upgrade). */
 static int final_head_status(tg_exchange_t *ex)
 {
     tg_buf_t *in = &ex->up->in;
@@ -218,42 +227,58 @@ static int final_head_status(tg_exchange_t *ex)
             return 0;
         if (resp.status >= 200)
             return resp.status;
+        if (resp.status == 101)
+            return 0; /* we did not ask for an upgrade */
         tg_buf_consume(ex->loop, in, end);
+        ex->interim_seen = true;
     }
 }
 
-/* The backend stopped taking the request (EPIPE, ECONNRESET), but it may have answered
- * first, as a server refusing an upload does (an early 413): a final response head
- * already in the socket goes to the client instead of a 502, and the rest of the request
- * body is dropped. Returns whether there was one. Not taken: an answer before any byte of
- * ours, or a 408 on a pooled connection, which is the server's goodbye to the connection
- * it timed out, not an answer to this request (the verdict may retry that). */
-static bool take_early_answer(tg_exchange_t *ex)
+/* The backend answered and stopped taking the request: the rest of the body is dropped
+ * (the frontend, if held back, is told to send it on), the connection is not reused, and
+ * its end does not end a body framed by the close. Returns false when the frontend gave the
+ * exchange up meanwhile (a body longer than announced). */
+static bool refuse_rest(tg_exchange_t *ex)
 {
-    if (ex->resp_head_sent || !ex->attempt.sent)
-        return false;
-    bool maybe_stale = tg_upconn_maybe_stale(ex->up);
-    while (tg_upconn_recv(ex->up) > 0)
-        ;
-    int status = final_head_status(ex);
-    if (status == 0 || (status == 408 && maybe_stale)) {
-        tg_buf_release(ex->loop, &ex->up->in); /* what the verdict sees: nothing came */
-        return false;
-    }
     ex->req_refused = true;
     ex->up_reset = true; /* a failed send means a reset here: we never shut our side */
     tg_buf_release(ex->loop, &ex->out);
-    ex->state = TG_EX_WAIT_HEAD;
     wait_update(ex);
     arm(ex);
     if (ex->fe_blocked) {
-        /* The body the frontend holds back is dropped now: let it come. */
         ex->fe_blocked = false;
         ex->fe->want_body(ex);
         if (ex->state == TG_EX_DONE)
-            return true; /* the frontend gave up (a body longer than announced) */
+            return false;
     }
-    process_response(ex); /* may end the exchange: nothing after it */
+    return true;
+}
+
+/* The backend stopped taking the request (EPIPE, ECONNRESET), but it may have answered
+ * first, as a server refusing an upload does (an early 413). An answer under way goes on
+ * being read; a final head already in the socket goes to the client instead of a 502.
+ * Returns whether there was an answer. Not taken: one before any byte of ours, or a
+ * pooled connection's goodbye (is_goodbye), which the verdict retries. */
+static bool take_early_answer(tg_exchange_t *ex)
+{
+    if (!ex->attempt.sent)
+        return false;
+    if (ex->resp_head_sent) {
+        refuse_rest(ex); /* the rest of the answer is in the socket or coming */
+        return true;
+    }
+    while (tg_upconn_recv(ex->up) > 0)
+        ;
+    int status = final_head_status(ex);
+    if (status == 0)
+        return false;
+    if (is_goodbye(ex, status)) {
+        tg_upconn_drop_goodbye(ex->up);
+        return false;
+    }
+    ex->state = TG_EX_WAIT_HEAD;
+    if (refuse_rest(ex))
+        process_response(ex); /* may end the exchange: nothing after it */
     return true;
 }
 
@@ -272,7 +297,6 @@ static void flush_out(tg_exchange_t *ex)
             break;
         tg_buf_consume(ex->loop, &ex->out, (size_t)n);
         ex->attempt.sent = true;
-        ex->forwarded = true;
     }
     /* The response timeout measures the backend's silence (SPEC §5): while the request
      * goes up it runs from the last byte the backend took, and not at all while we wait
@@ -290,6 +314,7 @@ static void flush_out(tg_exchange_t *ex)
 static void connect_upstream(tg_exchange_t *ex)
 {
     ex->attempt.sent = false;
+    ex->interim_seen = false;
     ex->up = tg_upconn_get(ex->loop, ex->backend, ex->server, up_event, ex);
     if (ex->up == NULL) {
         int err = errno;
@@ -309,9 +334,11 @@ static void connect_upstream(tg_exchange_t *ex)
 /* ---- receiving ----------------------------------------------------------------------- */
 
 #define HEAD_ABORTED (-2)
+#define HEAD_GOODBYE (-3) /* is_goodbye: no answer, the connection was going */
 
 /* Returns the head length consumed, 0 when more is needed, -1 on a bad head,
- * HEAD_ABORTED when the frontend gave the exchange up while taking the head. */
+ * HEAD_ABORTED when the frontend gave the exchange up while taking the head, HEAD_GOODBYE
+ * for a pooled connection's goodbye. */
 static int take_head(tg_exchange_t *ex)
 {
     tg_buf_t *in = &ex->up->in;
@@ -330,8 +357,11 @@ static int take_head(tg_exchange_t *ex)
         if (resp.status == 101)
             return -1;                     /* we did not ask for an upgrade */
         tg_buf_consume(ex->loop, in, end); /* 100 Continue and friends: ours to drop */
+        ex->interim_seen = true;
         return (int)end;
     }
+    if (is_goodbye(ex, resp.status))
+        return HEAD_GOODBYE;
 
     /* Kept headers go to their own array: hs must stay whole for the Connection check. */
     tg_http_header_t kept[MAX_RESP_HEADERS];
@@ -448,6 +478,11 @@ static void process_response(tg_exchange_t *ex)
         int rc = take_head(ex);
         if (rc == HEAD_ABORTED)
             return;
+        if (rc == HEAD_GOODBYE) {
+            tg_upconn_drop_goodbye(ex->up);
+            upstream_failed(ex, TG_UP_FAIL_BROKEN, 0, "408 from a pooled connection it closed");
+            return;
+        }
         if (rc < 0) {
             upstream_failed(ex, TG_UP_FAIL_UNUSABLE, 0,
                             "response head malformed, over 16 KiB or an upgrade");

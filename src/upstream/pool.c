@@ -169,6 +169,7 @@ tg_upconn_t *tg_upconn_get(tg_loop_t *loop, const tg_backend_t *b, const tg_upst
     uc->_connect_timeout_ms = b->conf->connect_timeout_ms;
     uc->_response_timeout_ms = b->conf->response_timeout_ms;
     uc->_waiting = false;
+    uc->_answered = false;
     if (!uc->_connected) {
         event_add(&uc->_wev, NULL);
         timer_arm(uc, uc->_connect_timeout_ms);
@@ -183,7 +184,18 @@ bool tg_upconn_connected(const tg_upconn_t *uc)
 
 bool tg_upconn_maybe_stale(const tg_upconn_t *uc)
 {
-    return uc->_reused && tg_buf_len(&uc->in) == 0;
+    return uc->_reused && !uc->_answered;
+}
+
+bool tg_upconn_reused(const tg_upconn_t *uc)
+{
+    return uc->_reused;
+}
+
+void tg_upconn_drop_goodbye(tg_upconn_t *uc)
+{
+    tg_buf_release(uc->_loop, &uc->in);
+    uc->_answered = false;
 }
 
 void tg_upconn_want(tg_upconn_t *uc, short what)
@@ -235,6 +247,7 @@ ssize_t tg_upconn_recv(tg_upconn_t *uc)
         return n == 0 ? TG_UPCONN_EOF : -1;
     }
     uc->in.end += (size_t)n;
+    uc->_answered = true;
     if (uc->_waiting) /* the response timeout bounds each wait, as proxy_read_timeout */
         timer_arm(uc, uc->_response_timeout_ms);
     return n;

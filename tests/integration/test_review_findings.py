@@ -299,6 +299,74 @@ class TestEarlyAnswerCutByReset(Base):
             print(r.status, len(r.body))
 
 
+class TestEarlyAnswerReadFirst(Base):
+    """An early 413 with a body while the upload is still going: whichever comes first,
+    our read of its head or our send failing on the reset (timing decides; both must hold),
+    the answer is read on and reaches the client whole, not cut by the failed send."""
+
+    def test_answer_with_body_reaches_the_client_whole(self):
+        body = b"b" * 100000
+
+        def serve(srv, c):
+            head, _ = read_head(c)
+            if head is None:
+                return
+            srv.requests += 1
+            c.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n" % len(body) + body)
+            time.sleep(0.05)  # the answer reaches the proxy's socket before the reset
+
+        be = self.raw(serve)
+        port = self.simple(tg.pool_backend([be.addr]))
+        for i in range(10):
+            c = self.conn(port, timeout=10)
+            c.send_request("POST", "/up", body=b"z" * (4 << 20))
+            r = c.read_response("POST")
+            self.assertEqual((r.status, len(r.body)), (413, len(body)), "try %d" % i)
+            c.close()
+
+
+class TestPooledGoodbye(Base):
+    """A backend that times out a kept-alive connection just as our next request arrives
+    answers it with a 408 and closes: that is its goodbye to the connection, not an answer.
+    A request that may go again goes again on a fresh connection (the client sees 200); one
+    that may not (a POST) gets the 408, as the server said it."""
+
+    def serve(self, srv, c):
+        n = 0
+        while True:
+            head, rest = read_head(c)
+            if head is None:
+                return
+            srv.requests += 1
+            n += 1
+            if n > 1:
+                c.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
+                return
+            if head.startswith(b"POST"):
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(rest) < length:
+                    rest += c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def test_idempotent_request_goes_again(self):
+        be = self.raw(self.serve)
+        port = self.simple(tg.pool_backend([be.addr]))
+        c = self.conn(port)
+        for i in range(4):
+            self.assertEqual(c.get("/x%d" % i).status, 200, self.daemon.stderr_tail())
+        self.assertEqual(be.conns, 4)  # each second request on a connection was its goodbye
+        self.assertNotIn("out for", self.daemon.stderr_text())
+
+    def test_post_gets_the_408(self):
+        be = self.raw(self.serve)
+        port = self.simple(tg.pool_backend([be.addr]))
+        c = self.conn(port)
+        self.assertEqual(c.request("POST", "/a", body=b"x").status, 200)
+        self.assertEqual(c.request("POST", "/b", body=b"x").status, 408)
+
+
 class TestEarlyRejectOverHttp3(Base):
     """The same early 413 reached through HTTP/3: the answer goes out whole, the stream's
     upload is stopped (STOP_SENDING) and its flow-control credit given back once, so the
