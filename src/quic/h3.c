@@ -342,8 +342,6 @@ static void fe_finish(tg_exchange_t *ex, bool ok)
     st->ex_done = true;
     st->out_blocked = false;
     if (ok) {
-        if (c->cancel_debt > 0 && ex->forwarded)
-            c->cancel_debt--; /* a request the backend worked for, not a cheap reject */
         st->resp_eof = true;
         nghttp3_conn_resume_stream(c->h3, st->id);
         /* An answer before the whole request (an early 413, an error of ours): the rest
@@ -593,22 +591,38 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Rapid reset (CVE-2023-44487 in HTTP/2 terms): a request costs the client one frame to
  * open and one to cancel, and us a backend request; the stream limit does not bound that,
- * as a cancelled stream frees its slot at once. So each request the client cancels once it
- * has reached the proxy adds to a debt, each it lets finish pays one back, and a debt over
- * twice the stream limit (a browser leaving a page cancels at most all its streams at
- * once) closes the connection. */
+ * as a cancelled stream frees its slot at once. So costly cancels are rate-limited by a
+ * token bucket, by time alone (completions earn nothing: an attacker could pay with cheap
+ * requests): a burst of twice the stream limit (a browser leaving a page cancels at most
+ * all its streams at once), refilled at a quarter of the limit a second (32/s for 128,
+ * nghttp2's rate). Run dry, the connection is closed. */
+#define CANCEL_UNIT 4000 /* one cancel; a stream limit of S refills S units a millisecond */
+
 static void count_cancel(tg__qconn_t *c)
 {
-    if (++c->cancel_debt > 2 * c->pc.gen->cfg->global.limits.max_concurrent_streams)
+    uint64_t s = c->pc.gen->cfg->global.limits.max_concurrent_streams;
+    uint64_t burst = 2 * s * CANCEL_UNIT, now = tg_now_ms();
+    if (!c->cancel_started) {
+        c->cancel_started = true;
+        c->cancel_tokens = burst;
+    } else if (now > c->cancel_ms) {
+        uint64_t add = (now - c->cancel_ms) * s;
+        c->cancel_tokens = add >= burst - c->cancel_tokens ? burst : c->cancel_tokens + add;
+    }
+    c->cancel_ms = now;
+    if (c->cancel_tokens < CANCEL_UNIT)
         c->excessive = true;
+    else
+        c->cancel_tokens -= CANCEL_UNIT;
 }
 
-/* A cancel that costs: the backend works on the request and nothing of its answer has
- * come back. One after the answer started (a page left while a download streams) is a
- * client's right, and its backend work ends at once too. */
+/* A cancel that costs: the exchange is at a backend (connecting, sending, or waiting on
+ * the head) and nothing of its answer has come back. One after the answer started (a page
+ * left while a download streams) is a client's right, and its backend work ends at once. */
 static bool cancel_is_costly(const tg__h3stream_t *st)
 {
-    return st->ex_active && !st->ex_done && !st->rejected && !st->ex.resp_head_sent;
+    return st->ex_active && !st->ex_done && !st->rejected && st->ex.state >= TG_EX_CONNECTING &&
+           st->ex.state <= TG_EX_WAIT_HEAD;
 }
 
 void tg__h3_stream_reset(tg__qconn_t *c, tg__h3stream_t *st)

@@ -195,11 +195,12 @@ struct tg__qconn_s {
     tg__h3stream_t *streams;
     size_t nstreams;
     size_t out_buffered; /* response bytes queued over all streams, not acked yet */
-    /* Requests the client cancelled after they reached the proxy, less those it let finish
-     * (never below 0): past twice the stream limit the client is resetting faster than it
-     * lets streams finish, a backend request per reset (h3.c), and it is closed with
-     * H3_EXCESSIVE_LOAD (excessive) once the datagram at hand is read. */
-    uint64_t cancel_debt;
+    /* A token bucket of costly cancels (h3.c count_cancel), in quarter-milli-tokens, and
+     * when it was last filled; run dry, the client is closed with H3_EXCESSIVE_LOAD
+     * (excessive) once the datagram at hand is read. */
+    uint64_t cancel_tokens;
+    uint64_t cancel_ms;
+    bool cancel_started;
     bool excessive;
     char sni[256];
     char cid_hex[2 * NGTCP2_MAX_CIDLEN + 1];

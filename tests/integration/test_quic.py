@@ -754,6 +754,17 @@ class TestH3RapidReset(QuicCase):
         self.wait_for(lambda: self.be.active == 0, 10, msg="the backend requests to end")
         self.assertH3Ok(self.h3(self.port, "/whoami"))
 
+    def test_cancels_within_the_burst_are_not_closed(self):
+        # A browser leaving a page cancels its streams at once: under twice the limit.
+        out, err = tg.h3load(self.port, "--cancel", "-c", "1", "-m", "4",
+                             "-n", str(self.STREAMS + self.STREAMS // 2), "--timeout", "2",
+                             "--max-time", "30")
+        res = tg.h3load_result(out)
+        why = "\n%s%s%s" % (out, err, self.log_tail())
+        self.assertEqual(res["cancelled"], self.STREAMS + self.STREAMS // 2, why)
+        self.assertEqual(res["closed"], 0, why)
+        self.assertNotIn("0x107", err, why)
+
     def test_finishing_clients_are_not_closed(self):
         # The same number of streams, each let finish: nothing is owed.
         out, err = tg.h3load(self.port, "-c", "1", "-m", str(self.STREAMS), "-n", "1000",
