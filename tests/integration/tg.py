@@ -261,10 +261,21 @@ def write_config(workdir, config, name="tollgate.yaml"):
 # ---------------------------------------------------------------------------------------
 # ports
 
+_ports_given = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, and never handed out before in this process: the
+    kernel may give a closed port again at once, and two listeners of one config on the
+    same number are refused (a test failed so)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p not in _ports_given:
+            _ports_given.add(p)
+            return p
+    raise AssertionError("no fresh free port")
 
 
 def closed_port():
