@@ -14,7 +14,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
-#include "tollgate/admin.h"
+#include "admin_internal.h"
 #include "tollgate/http.h"
 
 #define TOKEN_MAX 512
@@ -133,42 +133,120 @@ static bool token_ok(const tg_admin_t *a, const tg_http_request_t *req)
     return diff == 0;
 }
 
+static void reply_json(admin_conn_t *c, int code, json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (text == NULL) {
+        reply_error(c, 500, "out of memory");
+        return;
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* json_dumps leaves the NUL's byte ours to use */
+    reply(c, code, "application/json", text, len + 1);
+    free(text);
+}
+
+static json_t *status_view(const tg_generation_t *g, const tg_admin_stats_t *st)
+{
+    json_t *ls = json_array();
+    for (size_t i = 0; i < g->nlisteners; i++)
+        json_array_append_new(ls, json_string(g->listeners[i].conf->id));
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_string(TG_VERSION));
+    json_object_set_new(o, "generation", json_integer((json_int_t)st->generation));
+    json_object_set_new(o, "uptime_s", json_integer((json_int_t)st->uptime_s));
+    json_object_set_new(o, "workers", json_integer(st->workers));
+    json_object_set_new(o, "listeners", ls);
+    return o;
+}
+
+/* "/v1/<coll>" (*id NULL) or "/v1/<coll>/<id>"; false for any other shape. */
+static bool collection_path(const char *path, size_t len, const char *coll, const char **id,
+                            size_t *id_len)
+{
+    size_t cl = strlen(coll);
+    if (len < 4 + cl || memcmp(path, "/v1/", 4) != 0 || memcmp(path + 4, coll, cl) != 0)
+        return false;
+    const char *rest = path + 4 + cl;
+    size_t rl = len - 4 - cl;
+    *id = NULL;
+    *id_len = 0;
+    if (rl == 0)
+        return true;
+    if (rest[0] != '/' || rl < 2 || memchr(rest + 1, '/', rl - 1) != NULL)
+        return false;
+    *id = rest + 1;
+    *id_len = rl - 1;
+    return true;
+}
+
+static bool id_is(const char *id, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(id, want, len) == 0;
+}
+
+/* GET /v1/certificates[/{id}] and /v1/listeners[/{id}]. */
+static void get_collection(admin_conn_t *c, const tg_generation_t *g, bool certs, const char *id,
+                           size_t id_len)
+{
+    size_t n = certs ? g->cfg->ncerts : g->cfg->nlisteners;
+    time_t now = time(NULL);
+    json_t *all = id == NULL ? json_array() : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *this_id = certs ? g->cfg->certs[i].id : g->cfg->listeners[i].id;
+        if (id != NULL && !id_is(id, id_len, this_id))
+            continue;
+        json_t *v = certs ? tg__admin_cert_view(g, i, now) : tg__admin_listener_view(g, i);
+        if (id != NULL) {
+            reply_json(c, 200, v);
+            return;
+        }
+        json_array_append_new(all, v);
+    }
+    if (id != NULL) {
+        reply_error(c, 404, certs ? "no such certificate" : "no such listener");
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, certs ? "certificates" : "listeners", all);
+    reply_json(c, 200, o);
+}
+
 static void handle(admin_conn_t *c, const tg_http_request_t *req)
 {
     tg_admin_t *a = c->a;
-    const char *q = memchr(req->target, '?', req->target_len);
-    size_t path_len = q != NULL ? (size_t)(q - req->target) : req->target_len;
-#define PATH_IS(lit) (path_len == sizeof(lit) - 1 && memcmp(req->target, lit, path_len) == 0)
+    const char *path = req->target;
+    const char *q = memchr(path, '?', req->target_len);
+    size_t path_len = q != NULL ? (size_t)(q - path) : req->target_len;
     bool get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
-    if (!get || !(PATH_IS("/metrics") || PATH_IS("/v1/status"))) {
+    const char *id;
+    size_t id_len;
+    bool certs = collection_path(path, path_len, "certificates", &id, &id_len);
+    bool listeners = !certs && collection_path(path, path_len, "listeners", &id, &id_len);
+    bool metrics = path_len == 8 && memcmp(path, "/metrics", 8) == 0;
+    bool status = path_len == 10 && memcmp(path, "/v1/status", 10) == 0;
+    if (!certs && !listeners && !metrics && !status) {
         reply_error(c, 404, "no such call");
+        return;
+    }
+    if (!get) {
+        reply_error(c, 405, "method not allowed here");
         return;
     }
     tg_admin_stats_t st;
     a->ops->stats(a->arg, &st);
     tg_generation_t *g = a->ops->acquire(a->arg);
-    if (PATH_IS("/metrics")) {
+    if (metrics) {
         size_t len;
         char *text = tg_admin_metrics(g, &st, &len);
         reply(c, 200, "text/plain; version=0.0.4", text, len);
         free(text);
+    } else if (status) {
+        reply_json(c, 200, status_view(g, &st));
     } else {
-        char *body = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&body, &len);
-        fprintf(f,
-                "{\"version\": \"%s\", \"generation\": %llu, \"uptime_s\": %llu, "
-                "\"workers\": %u, \"listeners\": [",
-                TG_VERSION, (unsigned long long)st.generation, (unsigned long long)st.uptime_s,
-                st.workers);
-        for (size_t i = 0; i < g->nlisteners; i++)
-            fprintf(f, "%s\"%s\"", i ? ", " : "", g->listeners[i].conf->id);
-        fputs("]}\n", f);
-        fclose(f);
-        reply(c, 200, "application/json", body, len);
-        free(body);
+        get_collection(c, g, certs, id, id_len);
     }
-#undef PATH_IS
     tg_generation_unref(g);
 }
 

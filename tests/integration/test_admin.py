@@ -1,7 +1,10 @@
 """The admin endpoint (SPEC §6, the parts that exist): /metrics and /v1/status behind the
 bearer token, and the reload counters and generation they report."""
 
+import hashlib
+import json
 import os
+import ssl
 import subprocess
 import unittest
 import urllib.error
@@ -56,8 +59,56 @@ class TestAdmin(unittest.TestCase):
     def test_status_lists_listeners(self):
         code, body = self.fetch("/v1/status")
         self.assertEqual(code, 200)
-        self.assertIn('"listeners": ["main"]', body)
-        self.assertIn('"generation": 1', body)
+        st = json.loads(body)
+        self.assertEqual((st["listeners"], st["generation"]), (["main"], 1))
+
+    def fetch_json(self, path, want=200):
+        code, body = self.fetch(path)
+        self.assertEqual(code, want, body)
+        return json.loads(body)
+
+    def test_certificates_listed(self):
+        certs = {c["id"]: c for c in self.fetch_json("/v1/certificates")["certificates"]}
+        self.assertEqual(set(certs), set(self.cfg["certificates"]))
+        c = certs["www-ecdsa"]
+        with open(self.cfg["certificates"]["www-ecdsa"]["cert"]) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        self.assertEqual(c["sha256"], hashlib.sha256(der).hexdigest())
+        self.assertEqual((c["type"], c["key_type"], c["used_by"]), ("server", "ec", ["main"]))
+        self.assertIn("www.example.com", c["sans"])
+        self.assertGreater(c["days_left"], 0)
+        self.assertFalse(c["expired"])
+        self.assertRegex(c["not_after"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertEqual(certs["www-rsa"]["used_by"], [])
+        self.assertEqual(self.fetch_json("/v1/certificates/www-rsa")["key_type"], "rsa")
+
+    def test_no_private_key_in_any_answer(self):
+        for path in ("/v1/certificates", "/v1/listeners", "/v1/certificates/www-ecdsa"):
+            body = self.fetch(path)[1]
+            self.assertNotIn("PRIVATE", body)
+            self.assertNotIn("key_pem", body)
+
+    def test_listener_shown(self):
+        l = self.fetch_json("/v1/listeners/main")
+        self.assertEqual((l["protocol"], l["backend"], l["listen"]),
+                         ("https", "hello", "127.0.0.1:%d" % self.port))
+        self.assertEqual(l["certificates"], {"default": "www-ecdsa", "extended": []})
+        self.assertFalse(l["mutual_auth"]["enabled"])
+        self.assertEqual([x["id"] for x in self.fetch_json("/v1/listeners")["listeners"]],
+                         ["main"])
+
+    def test_unknown_ids_and_calls(self):
+        self.assertEqual(self.fetch_json("/v1/certificates/nope", 404),
+                         {"error": "no such certificate"})
+        self.assertEqual(self.fetch_json("/v1/listeners/nope", 404), {"error": "no such listener"})
+        for path in ("/v1/certificates/a/b", "/v1/certificatesx", "/v1/", "/v2/status"):
+            self.assertEqual(self.fetch(path)[0], 404, path)
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/status" % self.admin_port,
+                                     method="PATCH",
+                                     headers={"Authorization": "Bearer t0ken-for-the-tests"})
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        self.assertEqual(e.exception.code, 405)
 
     def test_reload_counters_and_generation(self):
         conf = self.daemon.conf_path
