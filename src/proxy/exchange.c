@@ -216,6 +216,8 @@ static int final_head_status(tg_exchange_t *ex)
 {
     tg_buf_t *in = &ex->up->in;
     for (;;) {
+        if (tg_buf_len(in) == 0)
+            return 0; /* and no head of a released (NULL) buffer */
         size_t scanned = 0;
         size_t end = tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned);
         if (end == 0)
@@ -342,6 +344,8 @@ static void connect_upstream(tg_exchange_t *ex)
 static int take_head(tg_exchange_t *ex)
 {
     tg_buf_t *in = &ex->up->in;
+    if (tg_buf_len(in) == 0)
+        return 0; /* released after a 1xx: its data is NULL */
     size_t scanned = 0;
     size_t end = tg_http_head_end(tg_buf_head(in), tg_buf_len(in), &scanned);
     if (end == 0)
