@@ -23,6 +23,9 @@ typedef struct tg_admin_stats_s {
 typedef struct tg_admin_ops_s {
     tg_generation_t *(*acquire)(void *arg); /* the published generation, with a reference */
     void (*stats)(void *arg, tg_admin_stats_t *out);
+    /* Reload the config file as SIGHUP does: the new generation's number, or 0 with the
+     * problems in errs (warnings there either way). */
+    uint64_t (*reload)(void *arg, tg_errors_t *errs);
 } tg_admin_ops_t;
 
 typedef struct tg_admin_s tg_admin_t;

@@ -41,6 +41,8 @@ void tg_errors_vadd(tg_errors_t *errs, tg_severity_t sev, const char *file, int 
                     const char *fmt, va_list ap);
 /* "FILE:LINE:COL: message", "FILE:LINE:COL: warning: message", or just the message. */
 void tg_errors_print(const tg_errors_t *errs, FILE *out);
+/* One problem as tg_errors_print writes it, into buf. */
+void tg_errors_format(const tg_problem_t *p, char *buf, size_t size);
 /* The first error formatted as above into buf (for one-line answers); "" when none. */
 void tg_errors_first(const tg_errors_t *errs, char *buf, size_t size);
 

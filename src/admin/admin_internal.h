@@ -13,5 +13,7 @@
 /* views.c: JSON of certificate i and listener i of g (new references). */
 json_t *tg__admin_cert_view(const tg_generation_t *g, size_t i, time_t now);
 json_t *tg__admin_listener_view(const tg_generation_t *g, size_t i);
+/* The problems of one severity, each a "FILE:LINE:COL: message" string. */
+json_t *tg__admin_problems(const tg_errors_t *errs, tg_severity_t sev);
 
 #endif

@@ -213,6 +213,27 @@ static void get_collection(admin_conn_t *c, const tg_generation_t *g, bool certs
     reply_json(c, 200, o);
 }
 
+/* POST /v1/reload: what SIGHUP does, with its outcome as the answer. */
+static void post_reload(admin_conn_t *c)
+{
+    tg_admin_t *a = c->a;
+    tg_errors_t errs;
+    tg_errors_init(&errs);
+    uint64_t gen = a->ops->reload(a->arg, &errs);
+    json_t *o = json_object();
+    if (gen != 0) {
+        json_object_set_new(o, "generation", json_integer((json_int_t)gen));
+        json_object_set_new(o, "warnings", tg__admin_problems(&errs, TG_SEV_WARNING));
+    } else {
+        char first[1400];
+        tg_errors_first(&errs, first, sizeof(first));
+        json_object_set_new(o, "error", json_string(first));
+        json_object_set_new(o, "problems", tg__admin_problems(&errs, TG_SEV_ERROR));
+    }
+    tg_errors_free(&errs);
+    reply_json(c, gen != 0 ? 200 : 422, o);
+}
+
 static void handle(admin_conn_t *c, const tg_http_request_t *req)
 {
     tg_admin_t *a = c->a;
@@ -226,8 +247,16 @@ static void handle(admin_conn_t *c, const tg_http_request_t *req)
     bool listeners = !certs && collection_path(path, path_len, "listeners", &id, &id_len);
     bool metrics = path_len == 8 && memcmp(path, "/metrics", 8) == 0;
     bool status = path_len == 10 && memcmp(path, "/v1/status", 10) == 0;
-    if (!certs && !listeners && !metrics && !status) {
+    bool reload = path_len == 10 && memcmp(path, "/v1/reload", 10) == 0;
+    if (!certs && !listeners && !metrics && !status && !reload) {
         reply_error(c, 404, "no such call");
+        return;
+    }
+    if (reload) {
+        if (req->method_len == 4 && memcmp(req->method, "POST", 4) == 0)
+            post_reload(c);
+        else
+            reply_error(c, 405, "method not allowed here");
         return;
     }
     if (!get) {

@@ -69,6 +69,19 @@ json_t *tg__admin_cert_view(const tg_generation_t *g, size_t i, time_t now)
     return o;
 }
 
+json_t *tg__admin_problems(const tg_errors_t *errs, tg_severity_t sev)
+{
+    json_t *a = json_array();
+    char buf[1400];
+    for (size_t i = 0; i < errs->n; i++) {
+        if (errs->items[i].severity != sev)
+            continue;
+        tg_errors_format(&errs->items[i], buf, sizeof(buf));
+        json_array_append_new(a, json_string(buf));
+    }
+    return a;
+}
+
 json_t *tg__admin_listener_view(const tg_generation_t *g, size_t i)
 {
     const tg_config_t *cfg = g->cfg;

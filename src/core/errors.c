@@ -49,7 +49,7 @@ void tg_errors_add(tg_errors_t *errs, tg_severity_t sev, const char *file, int l
     va_end(ap);
 }
 
-static void format_one(const tg_problem_t *p, char *buf, size_t size)
+void tg_errors_format(const tg_problem_t *p, char *buf, size_t size)
 {
     const char *sev = p->severity == TG_SEV_WARNING ? "warning: " : "";
     if (p->file != NULL && p->line > 0)
@@ -64,7 +64,7 @@ void tg_errors_print(const tg_errors_t *errs, FILE *out)
 {
     char buf[1400];
     for (size_t i = 0; i < errs->n; i++) {
-        format_one(&errs->items[i], buf, sizeof(buf));
+        tg_errors_format(&errs->items[i], buf, sizeof(buf));
         fprintf(out, "%s\n", buf);
     }
 }
@@ -76,7 +76,7 @@ void tg_errors_first(const tg_errors_t *errs, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < errs->n; i++) {
         if (errs->items[i].severity == TG_SEV_ERROR) {
-            format_one(&errs->items[i], buf, size);
+            tg_errors_format(&errs->items[i], buf, size);
             return;
         }
     }

@@ -356,9 +356,16 @@ static void admin_stats(void *arg, tg_admin_stats_t *st)
     st->uptime_s = (tg_now_ms() - rt->started_ms) / 1000;
 }
 
+static uint64_t admin_reload(void *arg, tg_errors_t *errs)
+{
+    tg_runtime_t *rt = arg;
+    return tg__runtime_reload(rt, rt->config_path, errs);
+}
+
 static const tg_admin_ops_t admin_ops = {
     .acquire = admin_acquire,
     .stats = admin_stats,
+    .reload = admin_reload,
 };
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)

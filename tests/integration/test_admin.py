@@ -97,6 +97,30 @@ class TestAdmin(unittest.TestCase):
         self.assertEqual([x["id"] for x in self.fetch_json("/v1/listeners")["listeners"]],
                          ["main"])
 
+    def post(self, path, body=None):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin_port, path),
+                                     data=body, method="POST",
+                                     headers={"Authorization": "Bearer t0ken-for-the-tests"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+
+    def test_reload_call(self):
+        self.assertEqual(self.post("/v1/reload"), (200, {"generation": 2, "warnings": []}))
+        # The file on disk now has a key that does not match its certificate: refused,
+        # and generation 2 keeps serving.
+        bad = json.loads(json.dumps(self.cfg))
+        bad["certificates"]["www-ecdsa"]["key"] = self.pki.key("shop")
+        tg.write_config(self.work, bad, name=os.path.basename(self.daemon.conf_path))
+        code, answer = self.post("/v1/reload")
+        self.assertEqual(code, 422, answer)
+        self.assertRegex(answer["error"], r"tollgate\.yaml:\d+:\d+: .*www-ecdsa")
+        self.assertEqual(answer["problems"][0], answer["error"])
+        self.assertEqual(self.fetch_json("/v1/status")["generation"], 2)
+        self.assertEqual(self.fetch("/v1/reload")[0], 405)
+
     def test_unknown_ids_and_calls(self):
         self.assertEqual(self.fetch_json("/v1/certificates/nope", 404),
                          {"error": "no such certificate"})
