@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(cmake gcc make pkg-config libssl-dev libevent-dev libyaml-dev libcmocka-dev
       openssl curl python3 clang clang-format libclang-rt-14-dev
       libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client
-      libjansson-dev)
+      libjansson-dev libcurl4-openssl-dev)
 if [[ "${1:-}" == "bench" ]]; then
     pkgs+=(wrk nginx-light haproxy nghttp2-client caddy)
 fi

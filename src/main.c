@@ -5,6 +5,7 @@
 
 #include <openssl/opensslv.h>
 
+#include "tollgate/cli.h"
 #include "tollgate/runtime.h"
 
 static int usage(void)
@@ -13,6 +14,8 @@ static int usage(void)
           "       tollgate check -c FILE\n"
           "       tollgate reload -c FILE\n"
           "       tollgate stop -c FILE\n"
+          "       tollgate cert list|show ID -c FILE [--json]\n"
+          "       tollgate listener list|show ID -c FILE [--json]\n"
           "       tollgate version\n",
           stderr);
     return 2;
@@ -27,6 +30,10 @@ int main(int argc, char **argv)
         printf("tollgate %s (%s)\n", TG_VERSION, OPENSSL_VERSION_TEXT);
         return 0;
     }
+    if (strcmp(cmd, "cert") == 0)
+        return tg_cli_cert(argc - 1, argv + 1);
+    if (strcmp(cmd, "listener") == 0)
+        return tg_cli_listener(argc - 1, argv + 1);
     const char *config = NULL;
     bool daemonize = false;
     for (int i = 2; i < argc; i++) {

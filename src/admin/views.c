@@ -42,7 +42,8 @@ json_t *tg__admin_cert_view(const tg_generation_t *g, size_t i, time_t now)
     const tg_cert_t *c = g->certs[i];
     const tg_config_t *cfg = g->cfg;
     json_t *names = json_array();
-    for (size_t k = 0; k < c->nnames; k++)
+    /* A CA's names are its CN, which no client asks for by SNI: not SANs. */
+    for (size_t k = 0; c->type == TG_CERT_SERVER && k < c->nnames; k++)
         json_array_append_new(names, json_string(c->names[k]));
     json_t *used_by = json_array();
     for (size_t k = 0; k < cfg->nlisteners; k++)

@@ -4,6 +4,7 @@ bearer token, and the reload counters and generation they report."""
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import unittest
@@ -11,6 +12,14 @@ import urllib.error
 import urllib.request
 
 import tg
+
+
+def write_token(work):
+    token = os.path.join(work, "admin.token")
+    with open(token, "w") as f:
+        f.write("t0ken-for-the-tests\n")
+    os.chmod(token, 0o600)
+    return token
 
 
 class TestAdmin(unittest.TestCase):
@@ -23,9 +32,7 @@ class TestAdmin(unittest.TestCase):
         self.addCleanup(tg.remove_tmpdir, self.work)
         self.port = tg.free_port()
         self.admin_port = tg.free_port()
-        token = os.path.join(self.work, "admin.token")
-        with open(token, "w") as f:
-            f.write("t0ken-for-the-tests\n")
+        token = write_token(self.work)
         cfg = tg.base_config(self.pki, self.work)
         cfg["admin"] = {"listen": "127.0.0.1:%d" % self.admin_port, "token_file": token}
         cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
@@ -167,6 +174,108 @@ class TestAdmin(unittest.TestCase):
         self.assertIn('tollgate_handshakes_total{listener="main",result="success"} 1', text)
         self.assertIn('tollgate_handshake_failures_total{listener="main",reason="protocol"} 1',
                       text)
+
+
+
+class TestAdminCommands(unittest.TestCase):
+    """`tollgate cert list|show` and `tollgate listener list|show` against a running
+    instance, with the admin address and token read from its config file (SPEC §2, §6)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tg.shared_pki()
+
+    def setUp(self):
+        self.work = tg.make_tmpdir()
+        self.addCleanup(tg.remove_tmpdir, self.work)
+        self.port = tg.free_port()
+        admin_port = tg.free_port()
+        token = write_token(self.work)
+        # A certificate 10 days from its end, to be marked.
+        crt, key = self.pki.make_leaf("soon", sans=["DNS:soon.example.com"], days=10,
+                                      directory=self.work)
+        cfg = tg.base_config(self.pki, self.work)
+        cfg["certificates"]["soon"] = {"type": "server", "cert": crt, "key": key}
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % admin_port, "token_file": token}
+        cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["main"] = tg.https_listener(self.port, "hello", extended=["soon"])
+        self.daemon = tg.Daemon(self.work, cfg).start(ports=(self.port, admin_port))
+        self.addCleanup(self.daemon.stop_and_check)
+
+    def cli(self, *args):
+        r = subprocess.run([tg.BIN] + list(args) + ["-c", self.daemon.conf_path],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout, r.stderr
+
+    def rows(self, out):
+        """The table's rows as lists of cells (cells are two or more spaces apart)."""
+        return [re.split(r"  +", l.strip()) for l in out.splitlines() if l.strip()]
+
+    def test_cert_list_table(self):
+        rc, out, err = self.cli("cert", "list")
+        self.assertEqual(rc, 0, err)
+        rows = self.rows(out)
+        self.assertEqual(rows[0], ["ID", "TYPE", "SUBJECT CN", "SANS", "KEY", "NOT AFTER",
+                                   "DAYS LEFT", "USED BY"])
+        by_id = {r[0]: r for r in rows[1:] if len(r) == 8}
+        self.assertEqual(by_id["www-ecdsa"][1:3], ["server", "www.example.com"])
+        self.assertEqual(by_id["www-ecdsa"][4], "ec 256")
+        self.assertEqual(by_id["www-ecdsa"][7], "main")
+        self.assertEqual(by_id["www-rsa"][4], "rsa 2048")
+        self.assertEqual(by_id["soon"][3], "soon.example.com")
+        self.assertRegex(by_id["soon"][6], r"^(9|10) !$")  # marked: under 30 days
+        self.assertNotIn("!", by_id["www-ecdsa"][6])
+        self.assertIn("fewer than 30 days left", out)
+        self.assertEqual(by_id["clients-ca"][1], "ca")
+
+    def test_cert_list_json(self):
+        rc, out, err = self.cli("cert", "list", "--json")
+        self.assertEqual(rc, 0, err)
+        ids = [c["id"] for c in json.loads(out)["certificates"]]
+        self.assertIn("soon", ids)
+
+    def test_cert_show(self):
+        rc, out, err = self.cli("cert", "show", "www-ecdsa")
+        self.assertEqual(rc, 0, err)
+        fields = dict(re.split(r"  +", l, maxsplit=1) for l in out.splitlines())
+        self.assertEqual(fields["sha256"], self.pki.fingerprint("www-ecdsa"))
+        self.assertEqual(fields["used by"], "main")
+        rc, out, err = self.cli("cert", "show", "nope")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("404: no such certificate", err)
+
+    def test_listener_list_and_show(self):
+        rc, out, err = self.cli("listener", "list")
+        self.assertEqual(rc, 0, err)
+        rows = self.rows(out)
+        self.assertEqual(rows[1], ["main", "https", "127.0.0.1:%d" % self.port, "hello",
+                                   "www-ecdsa", "soon", "off"])
+        rc, out, err = self.cli("listener", "show", "main", "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["certificates"]["extended"], ["soon"])
+
+    def test_usage_and_failures(self):
+        for args in (["cert"], ["cert", "frob"], ["cert", "show"], ["listener", "list", "x"],
+                     ["cert", "list", "--bogus"]):
+            rc, _, err = self.cli(*args)
+            self.assertEqual(rc, 2, args)
+            self.assertIn("usage:", err)
+        r = subprocess.run([tg.BIN, "cert", "list"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)  # no -c
+        # A config without an admin section: nothing to talk to.
+        cfg = tg.base_config(self.pki, self.work)
+        cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["main"] = tg.https_listener(tg.free_port(), "hello")
+        path = tg.write_config(self.work, cfg, name="noadmin.yaml")
+        r = subprocess.run([tg.BIN, "cert", "list", "-c", path], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no admin section", r.stderr)
+        # The instance is gone: the call fails with the reason, exit 1.
+        self.daemon.stop_and_check()
+        rc, _, err = self.cli("cert", "list")
+        self.assertEqual(rc, 1)
+        self.assertIn("admin API at 127.0.0.1:", err)
 
 
 if __name__ == "__main__":
