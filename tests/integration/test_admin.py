@@ -7,6 +7,7 @@ import os
 import re
 import ssl
 import subprocess
+import tempfile
 import unittest
 import urllib.error
 import urllib.request
@@ -253,6 +254,21 @@ class TestAdminCommands(unittest.TestCase):
         rc, out, err = self.cli("listener", "show", "main", "--json")
         self.assertEqual(rc, 0, err)
         self.assertEqual(json.loads(out)["certificates"]["extended"], ["soon"])
+
+    def test_over_a_unix_socket(self):
+        # No token on a unix socket: its 0600 mode is the guard.
+        port = tg.free_port()
+        work = tempfile.mkdtemp(dir=self.work)  # its own pid file and control socket
+        cfg = tg.base_config(self.pki, work)
+        cfg["admin"] = {"listen": "unix:" + os.path.join(work, "admin.sock")}
+        cfg["backends"]["hello"] = tg.fixed_backend(body="hi\n")
+        cfg["listeners"]["other"] = tg.https_listener(port, "hello")
+        d = tg.Daemon(work, cfg).start(ports=(port,))
+        self.addCleanup(d.stop_and_check)
+        r = subprocess.run([tg.BIN, "listener", "show", "other", "-c", d.conf_path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^listen +127\.0\.0\.1:%d$" % port)
 
     def test_usage_and_failures(self):
         for args in (["cert"], ["cert", "frob"], ["cert", "show"], ["listener", "list", "x"],
