@@ -350,6 +350,9 @@ size_t tg__ed_line_start(const char *text, size_t pos)
 {
     while (pos > 0 && text[pos - 1] != '\n')
         pos--;
+    /* A byte order mark is not indentation: the first line starts after it. */
+    if (pos == 0 && strncmp(text, "\xEF\xBB\xBF", 3) == 0)
+        return 3;
     return pos;
 }
 

@@ -48,6 +48,7 @@ bool tg__ed_key_is(const tg__ed_t *key, const char *name);
 
 /* ---- lines (byte offsets into text of len bytes) -------------------------------------- */
 
+/* Where pos's line starts (after a byte order mark on the first line); text ends in NUL. */
 size_t tg__ed_line_start(const char *text, size_t pos);
 /* Just after the '\n' ending pos's line, or len. */
 size_t tg__ed_next_line(const char *text, size_t len, size_t pos);

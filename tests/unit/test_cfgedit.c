@@ -1019,8 +1019,12 @@ static void test_text_shapes(void **state)
     e = edit_new("\xef\xbb\xbf"
                  "a: 1\n");
     do_set(e, P("a"), "2");
+    do_set(e, P("b", "c"), "3");
     expect_text(e, "\xef\xbb\xbf"
-                   "a: 2\n");
+                   "a: 2\nb:\n  c: 3\n");
+    do_del(e, P("a"));
+    expect_text(e, "\xef\xbb\xbf"
+                   "b:\n  c: 3\n");
     tg_cfgedit_free(e);
 
     /* Block scalars, quoted scalars and values on the line below their key. */
