@@ -701,8 +701,10 @@ tg_cfgedit_t *tg_cfgedit_new(const char *text, size_t len, const char *name, tg_
     size_t step;
     char *copy;
 
-    if (text == NULL)
+    if (text == NULL) {
         text = "";
+        len = 0;
+    }
     if (tg__ed_check_text(text, len, name, errs) != 0)
         return NULL;
     /* The tree is built on the copy: the scans past a node may rely on its final NUL. */
