@@ -660,7 +660,7 @@ static int commit(tg_cfgedit_t *e, plan_t *pl, const op_t *op, tg_errors_t *errs
 
 static int apply(tg_cfgedit_t *e, const op_t *op, tg_errors_t *errs)
 {
-    where_t w;
+    where_t w = {0}; /* gcc -O2 cannot see walk() fill it before use */
     plan_t pl = {0};
     int rc;
 
