@@ -11,7 +11,7 @@
 typedef struct tg__cli_args_s {
     const char *config; /* -c FILE */
     bool json;          /* --json */
-    char *const *rest;  /* the operands, in order */
+    char *rest[8];      /* the operands, in order (no command takes more) */
     int nrest;
 } tg__cli_args_t;
 

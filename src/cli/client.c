@@ -16,28 +16,19 @@
 
 bool tg__cli_args(int argc, char **argv, tg__cli_args_t *a)
 {
-    static char *none[1];
-    char **rest = calloc((size_t)argc + 1, sizeof(char *));
-    int n = 0;
-    *a = (tg__cli_args_t){.rest = none};
+    *a = (tg__cli_args_t){0};
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             a->config = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             a->json = true;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            goto bad;
+        else if ((argv[i][0] == '-' && argv[i][1] != '\0') ||
+                 a->nrest == (int)(sizeof(a->rest) / sizeof(a->rest[0])))
+            return false;
         else
-            rest[n++] = argv[i];
+            a->rest[a->nrest++] = argv[i];
     }
-    if (a->config == NULL)
-        goto bad;
-    a->rest = rest; /* lives as long as the command: freed at exit */
-    a->nrest = n;
-    return true;
-bad:
-    free(rest);
-    return false;
+    return a->config != NULL;
 }
 
 typedef struct answer_s {
