@@ -643,13 +643,10 @@ void tg__h3_stream_write_shut(tg__qconn_t *c, int64_t stream_id)
     tg__h3stream_t *st = c->streams;
     while (st != NULL && st->id != stream_id)
         st = st->next;
-    /* Still running: nobody can read its answer, so its backend work ends here. */
-    if (st == NULL || !st->ex_active || st->ex_done)
-        return;
-    bool costly = cancel_is_costly(st);
-    stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
-    if (costly)
-        count_cancel(c);
+    /* Still running: nobody can read its answer, so its backend work ends here. Never a
+     * costly cancel: only an answer under way has anything to write. */
+    if (st != NULL && st->ex_active && !st->ex_done)
+        stream_abandon(st, NGHTTP3_H3_REQUEST_CANCELLED);
 }
 
 static int stream_close(nghttp3_conn *h3, int64_t stream_id, uint64_t app_error_code,
